@@ -1,0 +1,153 @@
+/**
+ * Helpers every subcommand shares: exit-code mapping, secrets from files, environment fallbacks,
+ * permission revocation and colour detection. Business rules live in lib/, never here.
+ *
+ * @module
+ */
+import { EXIT_USAGE, KvhError } from "../lib/errors.ts";
+
+/**
+ * Runs a subcommand's action and turns its outcome into the process exit code: the action's
+ * own return value, or 1/2 from a {@linkcode KvhError}, or 1 with the message for anything else.
+ * Diagnostics go to stderr as one line prefixed with `kvh:`.
+ */
+export async function runAction(action: () => Promise<number>): Promise<void> {
+  try {
+    Deno.exitCode = await action();
+  } catch (error) {
+    Deno.exitCode = error instanceof KvhError ? error.exitCode : EXIT_USAGE;
+    printError(error);
+  }
+}
+
+/** Prints an error as one line on stderr, without a stack unless KVH_DEBUG is set. */
+export function printError(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`kvh: ${message.split("\n")[0]}`);
+  if (Deno.env.get("KVH_DEBUG") && error instanceof Error && error.stack) {
+    console.error(error.stack);
+  }
+}
+
+/** Whether stdout should carry ANSI colour: a terminal, and `NO_COLOR` unset or empty. */
+export function useColor(stream: { isTerminal(): boolean } = Deno.stdout): boolean {
+  const noColor = Deno.env.get("NO_COLOR");
+  return stream.isTerminal() && (noColor === undefined || noColor === "");
+}
+
+/**
+ * Reads a secret (HMAC key, bearer token) from a file. Refuses a symlink and a file readable by
+ * group or others, as DESIGN.md §8 asks; strips one trailing newline so `echo secret > key`
+ * works. The message names the flag and the path, never the contents.
+ */
+export async function readSecretFile(path: string, flag: string): Promise<Uint8Array> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    throw new KvhError("secret_unreadable", `Cannot read ${flag} ${path}: ${describeIoError(error)}`, {
+      cause: error,
+    });
+  }
+  if (info.isSymlink) {
+    throw new KvhError("secret_symlink", `Refusing ${flag} ${path}: it is a symlink`);
+  }
+  if (!info.isFile) {
+    throw new KvhError("secret_not_file", `Refusing ${flag} ${path}: not a regular file`);
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw new KvhError(
+      "secret_permissions",
+      `Refusing ${flag} ${path}: mode ${(info.mode & 0o777).toString(8)} lets others read it (chmod 600)`,
+    );
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (error) {
+    throw new KvhError("secret_unreadable", `Cannot read ${flag} ${path}: ${describeIoError(error)}`, {
+      cause: error,
+    });
+  }
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0a) end--;
+  if (end > 0 && bytes[end - 1] === 0x0d) end--;
+  if (end === 0) throw new KvhError("secret_empty", `Refusing ${flag} ${path}: the file is empty`);
+  return bytes.subarray(0, end);
+}
+
+/**
+ * The HMAC key of the forensic log: `--hmac-key-file` wins over `FORENSIC_HMAC_SECRET`; an empty
+ * variable means no key, as in the Python tool.
+ */
+export async function resolveHmacKey(keyFile: string | undefined): Promise<Uint8Array | undefined> {
+  if (keyFile !== undefined) return await readSecretFile(keyFile, "--hmac-key-file");
+  const fromEnv = Deno.env.get("FORENSIC_HMAC_SECRET");
+  return fromEnv ? new TextEncoder().encode(fromEnv) : undefined;
+}
+
+/** A string from the environment, or `undefined` when unset or empty. */
+export function envString(name: string): string | undefined {
+  const value = Deno.env.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * A finite number from the environment, or `undefined` when unset or empty. A value that is not a
+ * number is a usage error naming the variable, never a silent default.
+ */
+export function envNumber(name: string): number | undefined {
+  const text = envString(name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || text.trim() === "") {
+    throw new KvhError("env_invalid", `Invalid ${name}: expected a number, got ${JSON.stringify(text)}`);
+  }
+  return value;
+}
+
+/**
+ * Parses a numeric flag value for commander; a bad value is a usage error naming the flag.
+ *
+ * @param flag The flag's name, used in the message.
+ * @param options `integer` rejects fractions; `min` rejects smaller values.
+ */
+export function numberOption(
+  flag: string,
+  options: { integer?: boolean; min?: number } = {},
+): (text: string) => number {
+  return (text: string) => {
+    const value = Number(text);
+    if (text.trim() === "" || !Number.isFinite(value)) {
+      throw new KvhError("flag_invalid", `Invalid ${flag}: expected a number, got ${JSON.stringify(text)}`);
+    }
+    if (options.integer && !Number.isInteger(value)) {
+      throw new KvhError("flag_invalid", `Invalid ${flag}: expected an integer, got ${text}`);
+    }
+    if (options.min !== undefined && value < options.min) {
+      throw new KvhError("flag_invalid", `Invalid ${flag}: must be at least ${options.min}, got ${text}`);
+    }
+    return value;
+  };
+}
+
+/**
+ * Revokes every Deno permission a subcommand does not need, right after its flags are parsed
+ * (DESIGN.md §3, least privilege). Permissions that were never granted are left alone.
+ */
+export async function revokePermissionsExcept(keep: readonly Deno.PermissionName[]): Promise<void> {
+  const all: Deno.PermissionName[] = ["run", "net", "ffi", "sys", "env", "write", "read"];
+  for (const name of all) {
+    if (!keep.includes(name)) await Deno.permissions.revoke({ name });
+  }
+}
+
+/** A short reason for an I/O error, e.g. `not found` or `permission denied`. */
+export function describeIoError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "not found";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
+  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
+  if (error instanceof Error) return error.message.split("\n")[0] ?? error.message;
+  return String(error);
+}
