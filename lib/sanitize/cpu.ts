@@ -1,0 +1,295 @@
+/**
+ * The CPU zeroization backend: buffers are plain `Uint8Array`s, zeroing runs at memory
+ * bandwidth and verification reads bytes back (DESIGN.md §5).
+ *
+ * The byte loops are {@linkcode CpuKernels}, so a faster native helper (ffi/native/) can replace
+ * the pure-TS ones, and tests can inject a broken zeroizer on purpose.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
+
+/** The byte loops of the CPU backend. */
+export interface CpuKernels {
+  /** Name recorded in benchmarks and events, e.g. `ts` or `native`. */
+  readonly name: string;
+  /** Sets every byte of `bytes` to 0. */
+  zero(bytes: Uint8Array): void;
+  /** Counts the bytes of `bytes` that are not 0. */
+  countNonZero(bytes: Uint8Array): number;
+}
+
+// A zero block compared against with memcmp: Buffer.compare beats every pure-JS OR-reduction
+// loop here by 2-3x (bench/results/tracer.md), because V8 does not vectorise typed-array loops.
+const ZERO_BLOCK_BYTES = 1 << 20;
+let zeroBlock: Buffer | undefined;
+
+function countNonZeroSlow(bytes: Uint8Array, start: number, end: number): number {
+  let count = 0;
+  for (let i = start; i < end; i++) if (bytes[i] !== 0) count++;
+  return count;
+}
+
+/**
+ * The pure-TS kernels: `Uint8Array.fill(0)` to zero, `Buffer.compare` against a zero block to
+ * verify (an exact byte count only for blocks that differ).
+ *
+ * @example Usage
+ * ```ts
+ * import { TS_CPU_KERNELS } from "./cpu.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = new Uint8Array([1, 0, 2]);
+ * assert.equal(TS_CPU_KERNELS.countNonZero(bytes), 2);
+ * TS_CPU_KERNELS.zero(bytes);
+ * assert.equal(TS_CPU_KERNELS.countNonZero(bytes), 0);
+ * ```
+ */
+export const TS_CPU_KERNELS: CpuKernels = {
+  name: "ts",
+  zero(bytes: Uint8Array): void {
+    bytes.fill(0);
+  },
+  countNonZero(bytes: Uint8Array): number {
+    zeroBlock ??= Buffer.alloc(ZERO_BLOCK_BYTES);
+    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let count = 0;
+    for (let offset = 0; offset < view.length; offset += ZERO_BLOCK_BYTES) {
+      const end = Math.min(offset + ZERO_BLOCK_BYTES, view.length);
+      if (view.compare(zeroBlock, 0, end - offset, offset, end) !== 0) {
+        count += countNonZeroSlow(bytes, offset, end);
+      }
+    }
+    return count;
+  },
+};
+
+/** Options of {@linkcode CpuSanitizer}. */
+export interface CpuSanitizerOptions {
+  /**
+   * Byte loops to zero and verify with (a native helper, or a broken one in tests).
+   *
+   * @default {TS_CPU_KERNELS}
+   */
+  kernels?: CpuKernels;
+}
+
+const BUFFERS = new WeakMap<DeviceBuffer, Uint8Array>();
+
+class CpuBuffer implements DeviceBuffer {
+  readonly device = "cpu" as const;
+  readonly byteLength: number;
+  constructor(byteLength: number) {
+    this.byteLength = byteLength;
+  }
+}
+
+/** Default number of sampled positions in `sample` mode (types.ts). */
+const DEFAULT_SAMPLES = 4096;
+
+// SplitMix32-style mixer: the same (seed, index) always gives the same position, and
+// neighbouring seeds give unrelated positions.
+function mix32(value: number): number {
+  let z = (value + 0x9e3779b9) | 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+/**
+ * Positions read by `sample` verification of a buffer of `byteLength` bytes: one position in
+ * each of `samples` equal strata, chosen from `seed`, so the samples are distinct, cover the
+ * whole buffer and are reproducible for a given handle. With `samples ≥ byteLength` every
+ * position is returned.
+ *
+ * @param byteLength Size of the buffer in bytes.
+ * @param options Number of samples and seed.
+ * @returns Ascending, distinct byte positions.
+ *
+ * @example Usage
+ * ```ts
+ * import { samplePositions } from "./cpu.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const positions = samplePositions(1024, { samples: 8, seed: 42 });
+ * assert.equal(positions.length, 8);
+ * assert.deepEqual(positions, samplePositions(1024, { samples: 8, seed: 42 }));
+ * ```
+ */
+export function samplePositions(
+  byteLength: number,
+  options: { samples?: number; seed?: number } = {},
+): number[] {
+  const { samples = DEFAULT_SAMPLES, seed = 0 } = options;
+  if (!Number.isInteger(samples) || samples < 0) {
+    throw new RangeError(`Invalid samples: expected a non-negative integer, got ${samples}`);
+  }
+  const count = Math.min(samples, byteLength);
+  if (count === byteLength) return Array.from({ length: byteLength }, (_, i) => i);
+  const positions: number[] = new Array(count);
+  const seedMix = mix32(seed);
+  for (let i = 0; i < count; i++) {
+    const start = Math.floor((i * byteLength) / count);
+    const end = Math.floor(((i + 1) * byteLength) / count);
+    positions[i] = start + (mix32(seedMix ^ i) % (end - start));
+  }
+  return positions;
+}
+
+/**
+ * The CPU {@linkcode Sanitizer}: buffers live in process memory, zeroing and verification are
+ * synchronous (so {@linkcode CpuSanitizer.wait} has nothing to wait for).
+ *
+ * @example Usage
+ * ```ts
+ * import { CpuSanitizer } from "./cpu.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const sanitizer = new CpuSanitizer();
+ * const buffer = await sanitizer.alloc(4096);
+ * await sanitizer.fill(buffer, new TextEncoder().encode("tenant-a"));
+ * assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 4096);
+ * await sanitizer.zero(buffer);
+ * assert.deepEqual(await sanitizer.verify(buffer), { checkedBytes: 4096, nonZeroBytes: 0 });
+ * await sanitizer.close();
+ * ```
+ */
+export class CpuSanitizer implements Sanitizer {
+  /** Always `cpu`. */
+  readonly device = "cpu" as const;
+  #kernels: CpuKernels;
+  #live = new Set<DeviceBuffer>();
+
+  /**
+   * Creates a CPU backend.
+   *
+   * @param options Kernels to use.
+   */
+  constructor(options: CpuSanitizerOptions = {}) {
+    this.#kernels = options.kernels ?? TS_CPU_KERNELS;
+  }
+
+  /** Name of the kernels in use (`ts`, `native`, …). */
+  get kernels(): string {
+    return this.#kernels.name;
+  }
+
+  /**
+   * Allocates a zero-filled buffer.
+   *
+   * @param byteLength Size in bytes: a non-negative safe integer.
+   * @returns The buffer.
+   */
+  alloc(byteLength: number): Promise<DeviceBuffer> {
+    if (!Number.isSafeInteger(byteLength) || byteLength < 0) {
+      return Promise.reject(
+        new RangeError(`Invalid byteLength: expected a non-negative integer, got ${byteLength}`),
+      );
+    }
+    const buffer = new CpuBuffer(byteLength);
+    BUFFERS.set(buffer, new Uint8Array(byteLength));
+    this.#live.add(buffer);
+    return Promise.resolve(buffer);
+  }
+
+  /**
+   * The buffer's memory, for the code that writes the KV cache into it (and for tests).
+   *
+   * @param buffer A live buffer of this backend.
+   * @returns A view of the buffer's bytes (not a copy).
+   */
+  bytes(buffer: DeviceBuffer): Uint8Array {
+    const bytes = BUFFERS.get(buffer);
+    if (bytes === undefined || !this.#live.has(buffer)) {
+      throw new TypeError("Cannot use buffer: it was freed or belongs to another backend");
+    }
+    return bytes;
+  }
+
+  /**
+   * Fills the buffer by repeating `pattern`.
+   *
+   * @param buffer A live buffer of this backend.
+   * @param pattern Bytes to repeat; must not be empty.
+   */
+  fill(buffer: DeviceBuffer, pattern: Uint8Array): Promise<void> {
+    try {
+      const bytes = this.bytes(buffer);
+      if (pattern.length === 0) throw new RangeError("Cannot fill buffer: the pattern is empty");
+      if (bytes.length === 0) return Promise.resolve();
+      bytes.set(pattern.subarray(0, Math.min(pattern.length, bytes.length)));
+      // Doubling copies: log2(n / pattern) memmoves instead of n / pattern small sets.
+      for (let filled = pattern.length; filled < bytes.length; filled *= 2) {
+        bytes.copyWithin(filled, 0, Math.min(filled, bytes.length - filled));
+      }
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Zeroes every byte. Synchronous on the CPU; `async` only changes nothing.
+   *
+   * @param buffer A live buffer of this backend.
+   * @param _options Ignored on the CPU: the work is done when the promise resolves.
+   */
+  zero(buffer: DeviceBuffer, _options?: ZeroOptions): Promise<void> {
+    try {
+      this.#kernels.zero(this.bytes(buffer));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Reads bytes back and counts those that are not zero.
+   *
+   * @param buffer A live buffer of this backend.
+   * @param options `full` (every byte) or `sample` (positions from `samples` and `seed`).
+   * @returns Bytes read and non-zero bytes among them.
+   */
+  verify(buffer: DeviceBuffer, options: VerifyOptions = {}): Promise<VerifyResult> {
+    try {
+      const bytes = this.bytes(buffer);
+      const { mode = "full", samples = DEFAULT_SAMPLES, seed = 0 } = options;
+      if (mode === "full") {
+        return Promise.resolve({
+          checkedBytes: bytes.length,
+          nonZeroBytes: this.#kernels.countNonZero(bytes),
+        });
+      }
+      const positions = samplePositions(bytes.length, { samples, seed });
+      let nonZeroBytes = 0;
+      for (const position of positions) if (bytes[position] !== 0) nonZeroBytes++;
+      return Promise.resolve({ checkedBytes: positions.length, nonZeroBytes });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Nothing is ever queued on the CPU. */
+  wait(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Releases the buffer; later use of it throws a `TypeError`.
+   *
+   * @param buffer A buffer of this backend.
+   */
+  free(buffer: DeviceBuffer): Promise<void> {
+    this.#live.delete(buffer);
+    BUFFERS.delete(buffer);
+    return Promise.resolve();
+  }
+
+  /** Releases every buffer still allocated. */
+  close(): Promise<void> {
+    for (const buffer of this.#live) BUFFERS.delete(buffer);
+    this.#live.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Zeroization backends behind one {@linkcode Sanitizer} interface: the CPU backend here, CUDA
+ * and WebGPU beside it.
+ *
+ * @module
+ */
+export type {
+  DeviceBuffer,
+  DeviceKind,
+  Sanitizer,
+  VerifyMode,
+  VerifyOptions,
+  VerifyResult,
+  ZeroOptions,
+} from "./types.ts";
+export {
+  type CpuKernels,
+  CpuSanitizer,
+  type CpuSanitizerOptions,
+  samplePositions,
+  TS_CPU_KERNELS,
+} from "./cpu.ts";

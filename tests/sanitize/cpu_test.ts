@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import {
+  type CpuKernels,
+  CpuSanitizer,
+  samplePositions,
+  TS_CPU_KERNELS,
+} from "../../lib/sanitize/cpu.ts";
+
+Deno.test("CpuSanitizer.alloc() returns a zero-filled buffer of the asked size", async () => {
+  const sanitizer = new CpuSanitizer();
+  const buffer = await sanitizer.alloc(1000);
+  assert.equal(buffer.device, "cpu");
+  assert.equal(buffer.byteLength, 1000);
+  assert.deepEqual(await sanitizer.verify(buffer), { checkedBytes: 1000, nonZeroBytes: 0 });
+});
+
+Deno.test("CpuSanitizer.alloc() rejects negative and fractional sizes", async () => {
+  const sanitizer = new CpuSanitizer();
+  await assert.rejects(sanitizer.alloc(-1), RangeError);
+  await assert.rejects(sanitizer.alloc(1.5), RangeError);
+});
+
+Deno.test("CpuSanitizer.fill() repeats the pattern over the whole buffer", async () => {
+  const sanitizer = new CpuSanitizer();
+  const buffer = await sanitizer.alloc(11);
+  await sanitizer.fill(buffer, new Uint8Array([1, 2, 3]));
+  assert.deepEqual([...sanitizer.bytes(buffer)], [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2]);
+  const short = await sanitizer.alloc(2);
+  await sanitizer.fill(short, new Uint8Array([9, 8, 7]));
+  assert.deepEqual([...sanitizer.bytes(short)], [9, 8]);
+  const empty = await sanitizer.alloc(0);
+  await sanitizer.fill(empty, new Uint8Array([1]));
+  await assert.rejects(sanitizer.fill(buffer, new Uint8Array()), RangeError);
+});
+
+Deno.test("CpuSanitizer.zero() clears every byte of a multi-block buffer", async () => {
+  const sanitizer = new CpuSanitizer();
+  const size = (1 << 20) * 3 + 17;
+  const buffer = await sanitizer.alloc(size);
+  await sanitizer.fill(buffer, new Uint8Array([0xaa]));
+  assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, size);
+  await sanitizer.zero(buffer, { async: true });
+  await sanitizer.wait();
+  assert.deepEqual(await sanitizer.verify(buffer), { checkedBytes: size, nonZeroBytes: 0 });
+});
+
+Deno.test("CpuSanitizer.verify() counts a single stray byte in any block", async () => {
+  const sanitizer = new CpuSanitizer();
+  const size = (1 << 20) * 2 + 5;
+  const buffer = await sanitizer.alloc(size);
+  for (const position of [0, (1 << 20) - 1, 1 << 20, size - 1]) {
+    sanitizer.bytes(buffer)[position] = 1;
+    assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 1);
+    sanitizer.bytes(buffer)[position] = 0;
+  }
+});
+
+Deno.test("CpuSanitizer.verify() in sample mode reads the seeded positions only", async () => {
+  const sanitizer = new CpuSanitizer();
+  const buffer = await sanitizer.alloc(4096);
+  const positions = samplePositions(4096, { samples: 16, seed: 7 });
+  sanitizer.bytes(buffer)[positions[3]!] = 5;
+  assert.deepEqual(await sanitizer.verify(buffer, { mode: "sample", samples: 16, seed: 7 }), {
+    checkedBytes: 16,
+    nonZeroBytes: 1,
+  });
+  const all = await sanitizer.verify(buffer, { mode: "sample", samples: 10_000 });
+  assert.deepEqual(all, { checkedBytes: 4096, nonZeroBytes: 1 });
+});
+
+Deno.test("samplePositions() gives distinct ascending positions that depend on the seed", () => {
+  const a = samplePositions(1 << 20, { samples: 64, seed: 1 });
+  const b = samplePositions(1 << 20, { samples: 64, seed: 2 });
+  assert.equal(new Set(a).size, 64);
+  assert.deepEqual(a, [...a].sort((x, y) => x - y));
+  assert.notDeepEqual(a, b);
+  assert.ok(a.every((p) => p >= 0 && p < 1 << 20));
+  assert.deepEqual(samplePositions(0, { samples: 8 }), []);
+  assert.equal(samplePositions(1 << 20).length, 4096);
+  assert.throws(() => samplePositions(10, { samples: -1 }), RangeError);
+});
+
+Deno.test("CpuSanitizer.free() makes the buffer unusable", async () => {
+  const sanitizer = new CpuSanitizer();
+  const buffer = await sanitizer.alloc(8);
+  await sanitizer.free(buffer);
+  await assert.rejects(sanitizer.zero(buffer), TypeError);
+  await assert.rejects(sanitizer.verify(buffer), TypeError);
+  const other = await sanitizer.alloc(8);
+  await sanitizer.close();
+  assert.throws(() => sanitizer.bytes(other), TypeError);
+  assert.throws(() => new CpuSanitizer().bytes(buffer), TypeError);
+});
+
+Deno.test("CpuSanitizer uses injected kernels, so a broken zeroizer shows as non-zero bytes", async () => {
+  const broken: CpuKernels = { ...TS_CPU_KERNELS, name: "broken", zero: () => {} };
+  const sanitizer = new CpuSanitizer({ kernels: broken });
+  assert.equal(sanitizer.kernels, "broken");
+  assert.equal(new CpuSanitizer().kernels, "ts");
+  const buffer = await sanitizer.alloc(100);
+  await sanitizer.fill(buffer, new Uint8Array([1]));
+  await sanitizer.zero(buffer);
+  assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 100);
+});
