@@ -1,0 +1,337 @@
+/**
+ * Format v1: the log lines of the Python tool (llmops-kv-hygiene), reproduced byte for byte.
+ * Pure: canonicalise, hash, MAC and seal; no file access. Spec: DESIGN.md §4 "Format v1" and
+ * reference/python-tool.md §2.2 (line format) and §2.3 (hash chain and canonical JSON).
+ *
+ * `curr_hash` = hex SHA-256 of UTF-8(`P` + canonical(R)), where `P` is the previous line's hash
+ * (`GENESIS` first in every file), R is the record without `curr_hash` and `hmac`, and
+ * canonical(R) is Python's `json.dumps(R, sort_keys=True, ensure_ascii=False,
+ * separators=(",", ":"))`. The `hmac` field is HMAC-SHA256 over the same bytes.
+ *
+ * Decisions where the Python tool's fixtures leave kvh a choice (fixtures/peer/INDEX.md):
+ *
+ * - **Semantic hashing** (`floats/respelled.log` verifies): like the Python verifier, the hash is
+ *   computed from the parsed values re-serialised canonically, not from the bytes on disk. A
+ *   re-spelled number (`1E-7` for `1e-07`), reordered keys or other whitespace therefore do not
+ *   change the hash. This is what makes kvh agree with the Python tool on its own logs; byte
+ *   fidelity is format v2's job (its lines are written in canonical form).
+ * - **Non-finite numbers** (`floats/nonfinite.log`): bare `NaN`, `Infinity` and `-Infinity` are
+ *   not JSON. {@linkcode parseJson} rejects them (the verifier reports `malformed_json`) unless
+ *   its `allowNonFinite` compatibility option is set; then they hash as the Python tool does, as
+ *   the same bare tokens. A float literal that overflows (`1E400`) becomes `Infinity` like in
+ *   Python.
+ * - **Lone surrogates** are rejected by the parser; the Python tool can neither write nor hash
+ *   them.
+ * - **Integers** are printed exactly at any size, `-0` as `0` (Python's `int("-0")`). Python
+ *   refuses integers of more than 4300 digits; kvh prints them.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { JsonNumber, JsonObject, type JsonValue } from "./_json.ts";
+
+/** The `prev_hash` of the first line of every v1 file. */
+export const GENESIS_V1 = "GENESIS";
+
+/**
+ * Serialises a value as Python's `json.dumps(value, sort_keys=True, ensure_ascii=False,
+ * separators=(",", ":"))` would serialise the value `json.loads` makes of it.
+ *
+ * @param value A parsed value.
+ * @returns The canonical text.
+ * @throws {TypeError} When a string holds a lone surrogate (Python cannot encode it).
+ */
+export function canonicalV1(value: JsonValue): string {
+  return writeValue(value, true, ",", ":");
+}
+
+/** What {@linkcode checkV1Record} computed for one record. */
+export interface V1RecordCheck {
+  /** The record's `curr_hash`, or `undefined` when missing or not a string. */
+  currHash: string | undefined;
+  /** Hex SHA-256 of the record's own `prev_hash` plus its canonical text. */
+  computedHash: string;
+  /** The record's `prev_hash`, or `undefined` when missing or not a string (hashed as ""). */
+  prevHash: string | undefined;
+  /** Whether `hmac` matches; `undefined` when no key was given or the record has no `hmac`. */
+  macOk: boolean | undefined;
+  /** Whether the record has an `hmac` member (whatever its value). */
+  hasMac: boolean;
+}
+
+/**
+ * Computes a v1 record's hash and MAC from its own `prev_hash`, so that lines can be hashed
+ * independently (and in parallel); the caller compares `prevHash` with the running chain and
+ * `currHash` with `computedHash`. When the record's `prev_hash` equals the running chain value
+ * this is exactly the Python verifier's computation.
+ *
+ * @param record A parsed log line.
+ * @param key The HMAC key; `undefined` or empty means no key (as in the Python tool).
+ * @returns The hashes and the MAC verdict.
+ * @throws {TypeError} When a string holds a lone surrogate.
+ */
+export function checkV1Record(record: JsonObject, key?: Uint8Array): V1RecordCheck {
+  const prevField = record.get("prev_hash");
+  const prevHash = typeof prevField === "string" ? prevField : undefined;
+  const currField = record.get("curr_hash");
+  const currHash = typeof currField === "string" ? currField : undefined;
+  const hasMac = record.has("hmac");
+  const message = (prevHash ?? "") + writeEntries(withoutSeal(record.entries), true, ",", ":");
+  const computedHash = sha256Hex(message);
+  let macOk: boolean | undefined;
+  if (hasMac && key !== undefined && key.length > 0) {
+    const macField = record.get("hmac");
+    macOk = typeof macField === "string" && macField === hmacHex(key, message);
+  }
+  return { currHash, computedHash, prevHash, macOk, hasMac };
+}
+
+/** Options of {@linkcode sealV1Record}. */
+export interface SealV1Options {
+  /**
+   * HMAC key; when set (and not empty) the line gets an `hmac` member.
+   *
+   * @default {undefined}
+   */
+  key?: Uint8Array;
+  /**
+   * Time written as `ts` (float Unix seconds) when `fields` has no `ts`.
+   *
+   * @default {new Date()}
+   */
+  now?: Date;
+}
+
+/** A sealed v1 line and its hash. */
+export interface SealedV1Line {
+  /** The complete line, without a line terminator. */
+  line: string;
+  /** The line's `curr_hash`, the next line's `prev_hash`. */
+  currHash: string;
+}
+
+const RESERVED_FIELDS = ["prev_hash", "curr_hash", "hmac"];
+
+/**
+ * Builds a complete v1 line, as the Python tool's `append` writes it, chained onto `prevHash`:
+ * `json.dumps(record, ensure_ascii=False)` with separators `", "` and `": "`, members in this
+ * order: `fields` in their order, then `schema` (1), `ts` and `trace_id` (a random UUIDv4) where
+ * `fields` lacks them, then `prev_hash`, `curr_hash` and `hmac` (with a key).
+ *
+ * Field values: `null`, booleans, strings, safe integers (written as Python ints), other finite
+ * numbers (written as Python floats), bigints (ints), arrays, plain objects, and
+ * {@linkcode JsonNumber} / {@linkcode JsonObject} values. Plain objects list integer-like keys
+ * first (JavaScript property order); pass a `JsonObject` to control the order, and a
+ * `JsonNumber` such as `new JsonNumber("2.0")` for an integral float.
+ *
+ * @param fields The record's own members.
+ * @param prevHash `GENESIS` for the first line of a file, else the previous line's `curr_hash`.
+ * @param options Key and clock.
+ * @returns The line and its hash.
+ * @throws {TypeError} When `fields` has `prev_hash`, `curr_hash` or `hmac` (the Python tool
+ * would write a line that never verifies), or a value JSON cannot hold: non-finite numbers,
+ * lone surrogates, `undefined`, functions, class instances, cycles.
+ */
+export function sealV1Record(
+  fields: Record<string, unknown>,
+  prevHash: string,
+  options: SealV1Options = {},
+): SealedV1Line {
+  const { key, now = new Date() } = options;
+  const entries: [string, JsonValue][] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    if (RESERVED_FIELDS.includes(name)) {
+      throw new TypeError(`Cannot seal v1 record: field "${name}" is set by the log itself`);
+    }
+    entries.push([name, toJsonValue(value, name, 0)]);
+  }
+  const given = new Set(Object.keys(fields));
+  if (!given.has("schema")) entries.push(["schema", new JsonNumber("1")]);
+  if (!given.has("ts")) {
+    entries.push(["ts", new JsonNumber(pythonFloatRepr(now.getTime() / 1000))]);
+  }
+  if (!given.has("trace_id")) entries.push(["trace_id", crypto.randomUUID()]);
+  entries.push(["prev_hash", prevHash]);
+  const message = prevHash + writeEntries(entries, true, ",", ":");
+  const currHash = sha256Hex(message);
+  entries.push(["curr_hash", currHash]);
+  if (key !== undefined && key.length > 0) entries.push(["hmac", hmacHex(key, message)]);
+  return { line: writeEntries(entries, false, ", ", ": "), currHash };
+}
+
+/**
+ * Formats a double as Python's `repr(float)`: shortest round-trip digits, positional notation
+ * iff the decimal exponent is in [-4, 16) (integral values keep `.0`), otherwise `d.ddde±XX`
+ * with at least two exponent digits; `nan`/`inf` as the JSON tokens `NaN`/`Infinity`.
+ *
+ * @param x The value.
+ * @returns The Python spelling.
+ */
+export function pythonFloatRepr(x: number): string {
+  if (x !== x) return "NaN";
+  if (x === Infinity) return "Infinity";
+  if (x === -Infinity) return "-Infinity";
+  if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const magnitude = x < 0 ? -x : x;
+  if (magnitude >= 1e-4 && magnitude < 1e16) {
+    // JavaScript prints this range positionally with the same shortest digits (its own
+    // positional range is [1e-7, 1e21)); only the `.0` of integral values differs.
+    const text = String(x);
+    return text.includes(".") ? text : text + ".0";
+  }
+  // toExponential() without an argument gives the shortest round-trip digits.
+  const text = x.toExponential();
+  const e = text.indexOf("e");
+  const sign = text[e + 1]!;
+  const digits = text.slice(e + 2);
+  return `${text.slice(0, e)}e${sign}${digits.length === 1 ? "0" + digits : digits}`;
+}
+
+function withoutSeal(
+  entries: ReadonlyArray<readonly [string, JsonValue]>,
+): ReadonlyArray<readonly [string, JsonValue]> {
+  return entries.filter((entry) => entry[0] !== "curr_hash" && entry[0] !== "hmac");
+}
+
+function canonicalNumber(raw: string): string {
+  // Integers (and the non-finite tokens, which contain none of '.', 'e', 'E') print as written;
+  // Python's int("-0") is 0.
+  for (let i = raw.length - 1; i >= 0; i--) {
+    const c = raw.charCodeAt(i);
+    if (c === 0x2e || c === 0x65 || c === 0x45) return pythonFloatRepr(Number(raw));
+  }
+  return raw === "-0" ? "0" : raw;
+}
+
+function quote(text: string): string {
+  // JSON.stringify escapes exactly what Python's ensure_ascii=False does (", \, C0 controls as
+  // \b \f \n \r \t or lowercase \u00xx) except lone surrogates, which Python cannot encode.
+  if (!text.isWellFormed()) {
+    throw new TypeError("Cannot serialise v1 record: a string holds a lone surrogate");
+  }
+  return JSON.stringify(text);
+}
+
+function writeValue(value: JsonValue, sorted: boolean, comma: string, colon: string): string {
+  if (typeof value === "string") return quote(value);
+  if (value instanceof JsonNumber) return canonicalNumber(value.raw);
+  if (value instanceof JsonObject) return writeEntries(value.entries, sorted, comma, colon);
+  if (Array.isArray(value)) {
+    if (value.length === 0) return "[]";
+    let out = "[" + writeValue(value[0]!, sorted, comma, colon);
+    for (let i = 1; i < value.length; i++) {
+      out += comma + writeValue(value[i]!, sorted, comma, colon);
+    }
+    return out + "]";
+  }
+  return value === null ? "null" : value ? "true" : "false";
+}
+
+function writeEntries(
+  entries: ReadonlyArray<readonly [string, JsonValue]>,
+  sorted: boolean,
+  comma: string,
+  colon: string,
+): string {
+  if (entries.length === 0) return "{}";
+  const ordered = sorted ? [...entries].sort(compareEntries) : entries;
+  let out = "{";
+  for (let i = 0; i < ordered.length; i++) {
+    const [name, value] = ordered[i]!;
+    if (i > 0) out += comma;
+    out += quote(name) + colon + writeValue(value, sorted, comma, colon);
+  }
+  return out + "}";
+}
+
+function compareEntries(a: readonly [string, JsonValue], b: readonly [string, JsonValue]): number {
+  return compareCodePoints(a[0], b[0]);
+}
+
+/**
+ * Python compares strings by code point; JavaScript's `<` compares UTF-16 code units, which
+ * puts astral characters (surrogates D800–DFFF) before U+E000–U+FFFF. At the first differing
+ * unit, moving surrogates above that range restores code point order.
+ */
+function compareCodePoints(a: string, b: string): number {
+  const n = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800 && y >= 0xd800) {
+        x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+        y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+      }
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
+
+function sha256Hex(message: string): string {
+  return createHash("sha256").update(message).digest("hex");
+}
+
+// HMAC-SHA256 from precomputed inner and outer states (RFC 2104): per record this costs two
+// hash copies instead of a fresh createHmac, which is several times slower under Deno.
+const macStates = new WeakMap<Uint8Array, { inner: Hash; outer: Hash }>();
+type Hash = ReturnType<typeof createHash>;
+
+function hmacHex(key: Uint8Array, message: string): string {
+  let states = macStates.get(key);
+  if (states === undefined) {
+    const block = new Uint8Array(64);
+    block.set(key.length > 64 ? createHash("sha256").update(key).digest() : key);
+    const innerPad = block.map((byte) => byte ^ 0x36);
+    const outerPad = block.map((byte) => byte ^ 0x5c);
+    states = {
+      inner: createHash("sha256").update(innerPad),
+      outer: createHash("sha256").update(outerPad),
+    };
+    macStates.set(key, states);
+  }
+  const innerDigest = states.inner.copy().update(message).digest();
+  return states.outer.copy().update(innerDigest).digest("hex");
+}
+
+function toJsonValue(value: unknown, path: string, depth: number): JsonValue {
+  if (depth > 512) {
+    throw new TypeError(`Cannot seal v1 record: field "${path}" nests too deeply or is cyclic`);
+  }
+  switch (typeof value) {
+    case "string":
+      if (!value.isWellFormed()) {
+        throw new TypeError(`Cannot seal v1 record: field "${path}" holds a lone surrogate`);
+      }
+      return value;
+    case "boolean":
+      return value;
+    case "bigint":
+      return new JsonNumber(value.toString());
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`Cannot seal v1 record: field "${path}" is not a finite number`);
+      }
+      return new JsonNumber(Number.isSafeInteger(value) ? String(value) : pythonFloatRepr(value));
+    case "object": {
+      if (value === null || value instanceof JsonNumber || value instanceof JsonObject) {
+        return value;
+      }
+      if (Array.isArray(value)) {
+        return value.map((item, i) => toJsonValue(item, `${path}[${i}]`, depth + 1));
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto === Object.prototype || proto === null) {
+        return new JsonObject(
+          Object.entries(value).map((
+            [name, item],
+          ) => [name, toJsonValue(item, `${path}.${name}`, depth + 1)]),
+        );
+      }
+      break;
+    }
+  }
+  throw new TypeError(`Cannot seal v1 record: field "${path}" is not a JSON value`);
+}
