@@ -28,29 +28,58 @@ export function referencePythonRepr(x: number): string {
 }
 
 /**
- * Finds the fewest significant digits that read back as `x`, by trying every precision.
- * `toPrecision(p)` is the correctly rounded p-digit decimal, i.e. the closest one.
+ * Finds the fewest significant digits that read back as `x`; among candidates of that length
+ * the one closest to the exact value of `x`, ties to an even last digit (David Gay's mode 0,
+ * which CPython uses). Exact rational arithmetic with BigInt; `Number()` parsing (correctly
+ * rounded by the ECMAScript spec) is the round-trip oracle.
  */
 function shortestDigits(x: number): { digits: string; exponent: number } {
+  const [numerator, denominator] = exactRational(x);
+  let k = Math.floor(Math.log10(x));
+  // log10 may be off by one near powers of ten; fix k so that 10^k <= x < 10^(k+1) exactly.
+  while (compareScaled(numerator, denominator, k) < 0) k--;
+  while (compareScaled(numerator, denominator, k + 1) >= 0) k++;
   for (let precision = 1; precision <= 17; precision++) {
-    const text = x.toPrecision(precision);
-    if (Number(text) === x) return decompose(text);
+    const scale = k - precision + 1; // value of the last digit
+    // q = x / 10^scale as an exact fraction qn / qd.
+    const qn = scale >= 0 ? numerator : numerator * 10n ** BigInt(-scale);
+    const qd = scale >= 0 ? denominator * 10n ** BigInt(scale) : denominator;
+    const low = qn / qd;
+    const remainder = qn - low * qd;
+    const candidates: bigint[] = [];
+    if (Number(`${low}e${scale}`) === x) candidates.push(low);
+    if (remainder !== 0n && Number(`${low + 1n}e${scale}`) === x) candidates.push(low + 1n);
+    if (candidates.length === 0) continue;
+    let chosen = candidates[0]!;
+    if (candidates.length === 2) {
+      const twice = 2n * remainder;
+      if (twice > qd) chosen = low + 1n;
+      else if (twice === qd) chosen = low % 2n === 0n ? low : low + 1n;
+    }
+    const text = chosen.toString();
+    const digits = text.replace(/0+$/, "");
+    return { digits, exponent: scale + text.length - 1 };
   }
   throw new Error(`No round-trip precision found: ${x}`);
 }
 
-/** Splits `toPrecision` output (positional or exponential) into digits and decimal exponent. */
-function decompose(text: string): { digits: string; exponent: number } {
-  const [mantissa, exponentText] = text.split("e") as [string, string | undefined];
-  const [whole, fraction = ""] = mantissa.split(".") as [string, string | undefined];
-  let digits = whole + fraction;
-  let exponent = (exponentText === undefined ? 0 : Number(exponentText)) + whole.length - 1;
-  while (digits.length > 1 && digits[0] === "0") {
-    digits = digits.slice(1);
-    exponent--;
-  }
-  digits = digits.replace(/0+$/, "") || "0";
-  return { digits, exponent };
+/** The exact value of a positive finite double as numerator / denominator. */
+function exactRational(x: number): [bigint, bigint] {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  const biased = Number((bits >> 52n) & 0x7ffn);
+  const fraction = bits & ((1n << 52n) - 1n);
+  const mantissa = biased === 0 ? fraction : fraction | (1n << 52n);
+  const exponent = (biased === 0 ? 1 : biased) - 1075;
+  return exponent >= 0 ? [mantissa << BigInt(exponent), 1n] : [mantissa, 1n << BigInt(-exponent)];
+}
+
+/** Sign of (n / d) - 10^k. */
+function compareScaled(n: bigint, d: bigint, k: number): number {
+  const left = k >= 0 ? n : n * 10n ** BigInt(-k);
+  const right = k >= 0 ? d * 10n ** BigInt(k) : d;
+  return left < right ? -1 : left > right ? 1 : 0;
 }
 
 /** d1d2d3… × 10^exponent (with d1 in front of the point) written without an exponent. */
