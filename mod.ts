@@ -8,3 +8,55 @@
  * @module
  */
 export { EXIT_POLICY, EXIT_USAGE, KvhError, type KvhErrorOptions } from "./lib/errors.ts";
+export {
+  type AllocateRequest,
+  AuditEmitError,
+  type BufferInfo,
+  type BufferOwner,
+  type BufferState,
+  CacheTracer,
+  type CacheTracerOptions,
+  CoverageBelowThresholdError,
+  DTYPE_BYTES,
+  InvalidIdentifierError,
+  InvalidStateError,
+  type PolicyName,
+  PolicyViolationError,
+  type QuarantineReason,
+  type SanitizeOptions,
+  type SanitizeResult,
+  type TracerStats,
+  UnknownHandleError,
+  validateIdentifier,
+} from "./lib/tracer/mod.ts";
+export {
+  type CpuKernels,
+  CpuSanitizer,
+  type CpuSanitizerOptions,
+  type DeviceBuffer,
+  type DeviceKind,
+  samplePositions,
+  type Sanitizer,
+  TS_CPU_KERNELS,
+  type VerifyMode,
+  type VerifyOptions,
+  type VerifyResult,
+  type ZeroOptions,
+} from "./lib/sanitize/mod.ts";
+export {
+  type DurationHistogram,
+  MetricsCollector,
+  type MetricsCollectorOptions,
+  type MetricsSnapshot,
+  percentile,
+  type ScrubObservation,
+  toPrometheusText,
+  writeFileAtomic,
+  type WriteFileAtomicOptions,
+} from "./lib/metrics/mod.ts";
+export {
+  type ActivationStats,
+  AnomalyMonitor,
+  type AnomalyMonitorOptions,
+  type AnomalyVerdict,
+} from "./lib/anomaly/mod.ts";
