@@ -9,6 +9,26 @@
  */
 export { EXIT_POLICY, EXIT_USAGE, KvhError, type KvhErrorOptions } from "./lib/errors.ts";
 export {
+  type AppendOptions,
+  type AuditSink,
+  type ChainFile,
+  type ChainHead,
+  CRITICAL_EVENTS,
+  DEFAULT_LOG_FILE,
+  ForensicLog,
+  type ForensicLogOptions,
+  GENESIS_V2,
+  listChainFiles,
+  openForensicLog,
+  type RecordV2,
+  type VerifyFailure,
+  verifyLog,
+  type VerifyLogOptions,
+  type VerifyLogReport,
+  type VerifyReason,
+  type VerifyReport,
+} from "./lib/forensic/mod.ts";
+export {
   type AllocateRequest,
   AuditEmitError,
   type BufferInfo,

@@ -21,6 +21,9 @@ interface CommandEntry {
 
 /** Every subcommand, loaded only when it is the one being run (or for `kvh --help`). */
 const COMMANDS: Record<string, CommandEntry> = {
+  verify: {
+    load: async () => (await import("./verify.ts")).verifyCommand(),
+  },
 };
 
 function buildProgram(): AnyCommand {

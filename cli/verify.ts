@@ -1,0 +1,117 @@
+/**
+ * `kvh verify LOG`: verifies a forensic log and the rotated files it links back to (DESIGN.md
+ * §3). Exit 0 when it verifies, 2 on any integrity failure, 1 when it cannot be read.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import { basename, dirname, join } from "node:path";
+import { KvhError } from "../lib/errors.ts";
+import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
+import {
+  envString,
+  resolveHmacKey,
+  revokePermissionsExcept,
+  runAction,
+  useColor,
+} from "./_common.ts";
+
+/** Builds the `verify` subcommand. */
+export function verifyCommand() {
+  return new Command("verify")
+    .description(
+      "Verify a forensic log: hash chain, MACs, seq, rotation links and prune records, in kvh's\n" +
+        "format v2 and the Python tool's format v1.\n\n" +
+        "Exit codes: 0 verified, 2 integrity failure (any defect in a readable log), 1 usage or I/O error.",
+    )
+    .argument("[log]", "active log file (default: $LOG_DIR/$LOG_FILE when either is set)")
+    .option("--log-dir <dir>", "log directory, as the Python tool's verify_logs (env LOG_DIR)")
+    .option(
+      "--log-file <name>",
+      "active file name in --log-dir (env LOG_FILE, default kv_cache.log)",
+    )
+    .option("--active-only", "verify only the active file, not the rotated files before it")
+    .option("--hmac-key-file <file>", "HMAC key file (0600); env FORENSIC_HMAC_SECRET otherwise")
+    .option("--json", "print the report as one JSON document")
+    .option(
+      "--out <file>",
+      "also write the JSON report to this file, atomically, 0600 (env VERDICT_OUT)",
+    )
+    .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
+    .action((log, options) =>
+      runAction(async () => {
+        const path = resolveLogPath(log, options.logDir, options.logFile);
+        const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+        const out = options.out ?? envString("VERDICT_OUT");
+        await revokePermissionsExcept(
+          out === undefined ? ["read", "env"] : ["read", "env", "write"],
+        );
+        const report = await verifyLog(path, {
+          hmacKey,
+          activeOnly: options.activeOnly ?? false,
+          allowNonFinite: options.allowNonfinite ?? false,
+        });
+        const document = { log: path, ...report };
+        if (out !== undefined) await writeAtomically(out, JSON.stringify(document, null, 2) + "\n");
+        for (const warning of report.warnings) console.error(`kvh: warning: ${warning}`);
+        if (options.json) console.log(JSON.stringify(document));
+        else console.log(summary(path, report, useColor()));
+        return report.ok ? 0 : 2;
+      })
+    );
+}
+
+function resolveLogPath(
+  log: string | undefined,
+  logDir: string | undefined,
+  logFile: string | undefined,
+): string {
+  if (log !== undefined) {
+    if (logDir !== undefined || logFile !== undefined) {
+      throw new KvhError(
+        "flag_invalid",
+        "Invalid arguments: give LOG or --log-dir/--log-file, not both",
+      );
+    }
+    return log;
+  }
+  const dir = logDir ?? envString("LOG_DIR");
+  const file = logFile ?? envString("LOG_FILE");
+  if (dir === undefined && file === undefined) {
+    throw new KvhError(
+      "flag_invalid",
+      "Missing LOG: give the log file, or --log-dir/--log-file (env LOG_DIR, LOG_FILE)",
+    );
+  }
+  return join(dir ?? ".", file ?? "kv_cache.log");
+}
+
+function summary(path: string, report: VerifyLogReport, color: boolean): string {
+  const paint = (code: string, text: string) => color ? `\x1b[${code}m${text}\x1b[0m` : text;
+  const head = report.head === null
+    ? "empty log"
+    : `head seq ${report.head.seq} hash ${report.head.hash}`;
+  const macs = report.mac_checked ? "MACs checked" : "MACs not checked";
+  const counts = `${report.files} file${report.files === 1 ? "" : "s"}, ${report.records} record${
+    report.records === 1 ? "" : "s"
+  }`;
+  if (report.failure === null) return `${paint("32", "OK")} ${path}: ${counts}, ${head}, ${macs}`;
+  const { file, line, reason, detail } = report.failure;
+  return `${paint("31", "FAILED")} ${path}: ${reason} in ${file} line ${line}: ${detail}\n` +
+    `verified before the failure: ${counts}, ${head}, ${macs}`;
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${Deno.pid}.tmp`);
+  try {
+    await Deno.writeTextFile(temp, text, { mode: 0o600, createNew: true });
+    await Deno.rename(temp, path);
+  } catch (error) {
+    await Deno.remove(temp).catch(() => {});
+    throw new KvhError(
+      "out_unwritable",
+      `Cannot write --out ${path}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}

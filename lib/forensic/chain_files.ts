@@ -1,0 +1,122 @@
+/**
+ * Names and discovery of the files of one log history (DESIGN.md §4): the active file
+ * `<stem>.log` and the rotated files, `<stem>-<UTC yyyymmddThhmmssZ>-<first seq>.log` in format
+ * v2 and `<stem>-<unix seconds>.log` in format v1 (the Python tool). Only names of exactly those
+ * forms belong to the history, so `kv_cache-2-backup.log` is never picked up.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { KvhError } from "../errors.ts";
+
+/** Default name of the active log file. */
+export const DEFAULT_LOG_FILE = "kv_cache.log";
+
+/** The active file's name without its last extension (`kv_cache.log` → `kv_cache`). */
+export function logStem(file: string): string {
+  const dot = file.lastIndexOf(".");
+  return dot > 0 ? file.slice(0, dot) : file;
+}
+
+/**
+ * The name a format-v2 file gets when it is rotated out.
+ *
+ * @param file Name of the active file.
+ * @param date Time of the rotation (UTC, to the second).
+ * @param firstSeq `seq` of the rotated file's first record.
+ * @returns `<stem>-<yyyymmddThhmmssZ>-<firstSeq>.log`.
+ */
+export function rotatedFileName(file: string, date: Date, firstSeq: number): string {
+  const stamp = date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  return `${logStem(file)}-${stamp}-${firstSeq}.log`;
+}
+
+/** Where a rotated file sits in its history. */
+export interface RotatedName {
+  /** Format the name belongs to. */
+  format: "v1" | "v2";
+  /** v2: first seq of the file; v1: the Unix seconds of the rotation. */
+  position: bigint;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Parses a rotated file's name.
+ *
+ * @param file Name of the active file.
+ * @param name A directory entry.
+ * @returns Its format and chain position, or `undefined` when it is not a rotated file of `file`.
+ */
+export function parseRotatedName(file: string, name: string): RotatedName | undefined {
+  const stem = escapeRegExp(logStem(file));
+  const v2 = new RegExp(`^${stem}-\\d{8}T\\d{6}Z-(0|[1-9]\\d{0,17})\\.log$`).exec(name);
+  if (v2) return { format: "v2", position: BigInt(v2[1]!) };
+  const v1 = new RegExp(`^${stem}-([1-9]\\d{0,11})\\.log$`).exec(name);
+  if (v1) return { format: "v1", position: BigInt(v1[1]!) };
+  return undefined;
+}
+
+/**
+ * The files of one history in chain order: rotated files (v1 by rotation time, then v2 by first
+ * seq), then the active file, which is listed even when it does not exist yet.
+ *
+ * @param dir Directory of the log.
+ * @param file Name of the active file.
+ * @returns Paths, oldest first.
+ * @throws {KvhError} `log_unreadable` when the directory cannot be listed, `log_symlink` when a
+ * rotated file is a symlink.
+ *
+ * @example Usage
+ * ```ts
+ * import { listChainFiles } from "./chain_files.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/kv_cache-20260101T000000Z-10.log`, "");
+ * await Deno.writeTextFile(`${dir}/kv_cache-20260101T000000Z-2.log`, "");
+ * await Deno.writeTextFile(`${dir}/kv_cache-2-backup.log`, "");
+ * const files = await listChainFiles(dir);
+ * assert.deepEqual(files.map((f) => f.slice(dir.length + 1)), [
+ *   "kv_cache-20260101T000000Z-2.log",
+ *   "kv_cache-20260101T000000Z-10.log",
+ *   "kv_cache.log",
+ * ]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function listChainFiles(
+  dir: string,
+  file: string = DEFAULT_LOG_FILE,
+): Promise<string[]> {
+  const found: { name: string; rank: number; position: bigint }[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      const parsed = parseRotatedName(file, entry.name);
+      if (parsed === undefined) continue;
+      if (entry.isSymlink) {
+        throw new KvhError(
+          "log_symlink",
+          `Refusing rotated log ${join(dir, entry.name)}: it is a symlink`,
+        );
+      }
+      if (!entry.isFile) continue;
+      found.push({
+        name: entry.name,
+        rank: parsed.format === "v1" ? 0 : 1,
+        position: parsed.position,
+      });
+    }
+  } catch (error) {
+    if (error instanceof KvhError) throw error;
+    throw new KvhError("log_unreadable", `Cannot list ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  found.sort((a, b) =>
+    a.rank - b.rank || (a.position < b.position ? -1 : a.position > b.position ? 1 : 0)
+  );
+  return [...found.map((f) => join(dir, f.name)), join(dir, file)];
+}

@@ -1,0 +1,573 @@
+/**
+ * Format v2 of the forensic log (DESIGN.md §4): pure encoding, no file access.
+ *
+ * A line is the RFC 8785 (JCS) canonical form of the record without `hash` and `mac`, with
+ * `,"hash":"…"` and, when keyed, `,"mac":"…"` spliced in before the final `}`. `hash` is the
+ * lowercase hex SHA-256 of the canonical body, `mac` the HMAC-SHA256 of the same bytes. Because
+ * the body must be byte-identical to its canonical form, a byte-level change to a line cannot
+ * leave its content intact.
+ *
+ * @see {@link https://www.rfc-editor.org/rfc/rfc8785 | RFC 8785}
+ * @module
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { JsonParseError, parseJson } from "./_json.ts";
+import { GENESIS_V2, type RecordV2 } from "./types.ts";
+
+/** Length of a hex SHA-256 / HMAC-SHA256 digest. */
+const HEX_LEN = 64;
+/** `,"hash":"` + 64 hex + `"`: the spliced hash member. */
+const HASH_MEMBER_LEN = 9 + HEX_LEN + 1;
+/** `,"mac":"` + 64 hex + `"`: the spliced mac member. */
+const MAC_MEMBER_LEN = 8 + HEX_LEN + 1;
+const HEX_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * Serialises a JSON value in RFC 8785 canonical form: members sorted by UTF-16 code units, no
+ * whitespace, numbers in ECMAScript `Number.prototype.toString` form, strings as
+ * `JSON.stringify` escapes them. Stricter than JCS requires, so a record always round-trips:
+ * integers must be safe integers, numbers finite, strings well-formed; plain objects and arrays
+ * only. Object members whose value is `undefined` are left out, as in JSON.
+ *
+ * @param value The value to serialise.
+ * @returns The canonical text.
+ * @throws {TypeError} When the value holds something format v2 cannot carry exactly.
+ *
+ * @example Usage
+ * ```ts
+ * import { canonicalizeV2 } from "./format_v2.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(canonicalizeV2({ b: 1, a: [true, "é"] }), '{"a":[true,"é"],"b":1}');
+ * ```
+ */
+export function canonicalizeV2(value: unknown): string {
+  return serialize(value, null, 0);
+}
+
+const MAX_DEPTH = 256;
+
+function serialize(value: unknown, skipTop: ReadonlySet<string> | null, depth: number): string {
+  switch (typeof value) {
+    case "string":
+      if (!value.isWellFormed()) {
+        throw new TypeError("Cannot serialise a string with a lone surrogate");
+      }
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`Cannot serialise a non-finite number: ${value}`);
+      }
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw new TypeError(`Cannot serialise an integer beyond 2^53 exactly: ${value}`);
+      }
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "object": {
+      if (value === null) return "null";
+      if (depth >= MAX_DEPTH) {
+        throw new TypeError(`Cannot serialise nesting deeper than ${MAX_DEPTH}`);
+      }
+      if (Array.isArray(value)) {
+        let out = "[";
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) out += ",";
+          const item: unknown = value[i];
+          if (item === undefined) {
+            throw new TypeError(`Cannot serialise undefined at array index ${i}`);
+          }
+          out += serialize(item, null, depth + 1);
+        }
+        return out + "]";
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new TypeError(
+          `Cannot serialise an object of type ${value.constructor?.name ?? "unknown"}`,
+        );
+      }
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).sort();
+      let out = "{";
+      let first = true;
+      for (const key of keys) {
+        if (skipTop !== null && skipTop.has(key)) continue;
+        const item = record[key];
+        if (item === undefined) continue;
+        if (!key.isWellFormed()) {
+          throw new TypeError("Cannot serialise a key with a lone surrogate");
+        }
+        out += (first ? "" : ",") + JSON.stringify(key) + ":" + serialize(item, null, depth + 1);
+        first = false;
+      }
+      return out + "}";
+    }
+    default:
+      throw new TypeError(`Cannot serialise a value of type ${typeof value}`);
+  }
+}
+
+const HASH_AND_MAC = new Set(["hash", "mac"]);
+
+/**
+ * The canonical body of a parsed record: its JCS form without `hash` and `mac`.
+ *
+ * @param record A parsed record.
+ * @returns The bytes `hash` and `mac` are computed over, as text.
+ */
+export function canonicalBodyV2(record: Record<string, unknown>): string {
+  return serialize(record, HASH_AND_MAC, 0);
+}
+
+/** Lowercase hex SHA-256 of the UTF-8 bytes of `text`. */
+export function sha256Hex(text: string | Uint8Array): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Lowercase hex HMAC-SHA256 of the UTF-8 bytes of `text` under `key`. */
+export function hmacHex(key: Uint8Array, text: string): string {
+  return createHmac("sha256", key).update(text).digest("hex");
+}
+
+/** Compares two equal-format hex digests in constant time. */
+export function digestEquals(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  const encoder = new TextEncoder();
+  return timingSafeEqual(encoder.encode(a), encoder.encode(b));
+}
+
+/** The record fields a caller cannot set: the writer owns them. */
+export const RESERVED_FIELDS_V2: ReadonlySet<string> = new Set([
+  "v",
+  "seq",
+  "ts",
+  "event",
+  "prev",
+  "hash",
+  "mac",
+]);
+
+/** Options of {@linkcode sealV2Record}. */
+export interface SealV2Options {
+  /** HMAC key; when given the line carries `mac`. */
+  key?: Uint8Array;
+}
+
+/** A sealed format-v2 record. */
+export interface SealedV2 {
+  /** The line to write, `\n`-terminated. */
+  line: string;
+  /** `hash` of the record. */
+  hash: string;
+  /** The canonical body (the record without `hash` and `mac`). */
+  body: string;
+  /** The record as written. */
+  record: RecordV2;
+}
+
+/**
+ * Seals one record: canonicalises it, computes `hash` (and `mac`) and builds the line.
+ *
+ * @param header The writer-owned fields.
+ * @param fields Event fields; reserved names (`v`, `seq`, `ts`, `event`, `prev`, `hash`, `mac`)
+ * are refused.
+ * @param options The HMAC key, if any.
+ * @returns The line, its hash and its canonical body.
+ * @throws {TypeError} On a reserved field name or a value format v2 cannot carry.
+ *
+ * @example Usage
+ * ```ts
+ * import { sealV2Record } from "./format_v2.ts";
+ * import { JsonParseError, parseJson } from "./_json.ts";
+import { GENESIS_V2, type RecordV2 } from "./types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const sealed = sealV2Record(
+ *   { seq: 0, ts: "2026-01-01T00:00:00.000Z", event: "allocate", prev: GENESIS_V2 },
+ *   { tenant_id: "t1" },
+ * );
+ * assert.ok(sealed.line.endsWith(`,"hash":"${sealed.hash}"}\n`));
+ * ```
+ */
+export function sealV2Record(
+  header: { seq: number; ts: string; event: string; prev: string },
+  fields: Record<string, unknown>,
+  options: SealV2Options = {},
+): SealedV2 {
+  const names = Object.keys(fields);
+  for (const name of names) {
+    if (RESERVED_FIELDS_V2.has(name)) {
+      throw new TypeError(`Cannot append field ${JSON.stringify(name)}: the writer sets it`);
+    }
+  }
+  names.push("v", "seq", "ts", "event", "prev");
+  names.sort();
+  // Inserting members in sorted order lets JSON.stringify emit the JCS form directly, which is
+  // several times faster than building the text member by member; `stringifyOrder` reports the
+  // cases where JSON.stringify's own member order differs (integer-like keys) and the slow
+  // serialiser is used instead.
+  // A literal object, not Object.create(null): V8 keeps it in fast mode, which JSON.stringify
+  // needs to be fast; a `__proto__` field takes the slow serialiser instead.
+  const record: Record<string, unknown> = {};
+  let fast = !Object.hasOwn(fields, "__proto__");
+  for (const name of names) {
+    const value = HEADER_FIELDS.has(name)
+      ? (name === "v" ? 2 : header[name as keyof typeof header])
+      : fields[name];
+    if (name === "__proto__") Object.defineProperty(record, name, { value, enumerable: true });
+    else record[name] = value;
+    if (INTEGER_KEY_RE.test(name)) fast = false;
+    if (typeof value === "object" && value !== null) {
+      if (!stringifyOrder(value, 1)) fast = false;
+    } else {
+      checkScalar(value);
+    }
+  }
+  const body = fast ? JSON.stringify(record) : serialize(record, null, 0);
+  const hash = sha256Hex(body);
+  let line = body.slice(0, -1) + ',"hash":"' + hash + '"';
+  record.hash = hash;
+  if (options.key !== undefined) {
+    const mac = hmacHex(options.key, body);
+    line += ',"mac":"' + mac + '"';
+    record.mac = mac;
+  }
+  return { line: line + "}\n", hash, body, record: record as RecordV2 };
+}
+
+const HEADER_FIELDS: ReadonlySet<string> = new Set(["v", "seq", "ts", "event", "prev"]);
+
+/** Keys JSON.stringify emits before all others, in numeric order (array-index-like keys). */
+const INTEGER_KEY_RE = /^(?:0|[1-9][0-9]{0,8})$/;
+
+function checkScalar(value: unknown): void {
+  switch (typeof value) {
+    case "string":
+      if (!value.isWellFormed()) {
+        throw new TypeError("Cannot serialise a string with a lone surrogate");
+      }
+      return;
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`Cannot serialise a non-finite number: ${value}`);
+      }
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw new TypeError(`Cannot serialise an integer beyond 2^53 exactly: ${value}`);
+      }
+      return;
+    case "boolean":
+    case "undefined":
+      return;
+    default:
+      throw new TypeError(`Cannot serialise a value of type ${typeof value}`);
+  }
+}
+
+/**
+ * Validates a nested value and tells whether JSON.stringify would emit it in JCS form: every
+ * object's own keys already sorted, none integer-like.
+ */
+function stringifyOrder(value: object, depth: number): boolean {
+  if (depth >= MAX_DEPTH) throw new TypeError(`Cannot serialise nesting deeper than ${MAX_DEPTH}`);
+  let fast = true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === undefined) throw new TypeError(`Cannot serialise undefined at array index ${i}`);
+      if (typeof item === "object" && item !== null) fast = stringifyOrder(item, depth + 1) && fast;
+      else checkScalar(item);
+    }
+    return fast;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(
+      `Cannot serialise an object of type ${value.constructor?.name ?? "unknown"}`,
+    );
+  }
+  const record = value as Record<string, unknown>;
+  let last: string | undefined;
+  for (const key of Object.keys(record)) {
+    if (!key.isWellFormed()) throw new TypeError("Cannot serialise a key with a lone surrogate");
+    if ((last !== undefined && !(last < key)) || INTEGER_KEY_RE.test(key)) fast = false;
+    last = key;
+    const item = record[key];
+    if (typeof item === "object" && item !== null) fast = stringifyOrder(item, depth + 1) && fast;
+    else checkScalar(item);
+  }
+  return fast;
+}
+
+/**
+ * Whether every object in a parsed value has its keys in strictly increasing UTF-16 order, as
+ * JCS requires. Together with `JSON.stringify(value) === text` this proves `text` canonical.
+ */
+function keysSorted(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (!keysSorted(item)) return false;
+    return true;
+  }
+  const record = value as Record<string, unknown>;
+  let last: string | undefined;
+  for (const key of Object.keys(record)) {
+    if (last !== undefined && !(last < key)) return false;
+    last = key;
+    const item = record[key];
+    if (typeof item === "object" && item !== null && !keysSorted(item)) return false;
+  }
+  return true;
+}
+
+/** A record that passed the checks one line allows on its own. */
+export interface CheckedV2 {
+  ok: true;
+  seq: number;
+  prev: string;
+  hash: string;
+  event: string;
+  /** The parsed record (including `hash` and `mac`). */
+  record: Record<string, unknown>;
+  /** Whether the line carries a `mac`. */
+  hasMac: boolean;
+}
+
+/** A line that failed one of the checks it allows on its own. */
+export interface RejectedV2 {
+  ok: false;
+  reason: "malformed_json" | "unknown_version" | "hash_mismatch" | "mac_missing" | "mac_mismatch";
+  detail: string;
+}
+
+/**
+ * Splits a line into canonical body, `hash` and `mac` when it has the spliced form; `undefined`
+ * when it does not.
+ */
+export function splitV2Line(
+  line: string,
+): { body: string; hash: string; mac: string | undefined } | undefined {
+  const n = line.length;
+  if (n < HASH_MEMBER_LEN + 2 || line.charCodeAt(n - 1) !== 0x7d) return undefined;
+  let end = n - 1;
+  let mac: string | undefined;
+  if (line.startsWith(',"mac":"', end - MAC_MEMBER_LEN)) {
+    mac = line.slice(end - MAC_MEMBER_LEN + 8, end - 1);
+    end -= MAC_MEMBER_LEN;
+  }
+  if (!line.startsWith(',"hash":"', end - HASH_MEMBER_LEN)) {
+    // A record with no event fields other than the hash would have no leading comma; the writer
+    // always writes v/seq/ts/event/prev, so such a line is never canonical.
+    return undefined;
+  }
+  const hash = line.slice(end - HASH_MEMBER_LEN + 9, end - 1);
+  return { body: line.slice(0, end - HASH_MEMBER_LEN) + "}", hash, mac };
+}
+
+/**
+ * Runs the checks of DESIGN.md §3 that need only the line itself, in order: malformed_json,
+ * unknown_version, hash_mismatch, mac_missing, mac_mismatch. Duplicate keys are malformed_json:
+ * JSON parsers disagree on which copy wins.
+ *
+ * @param line The line without its `\n`.
+ * @param key The HMAC key, if MACs are to be checked.
+ * @returns The record's chain fields, or the first failing check.
+ *
+ * @example Usage
+ * ```ts
+ * import { checkV2Line, sealV2Record } from "./format_v2.ts";
+ * import { JsonParseError, parseJson } from "./_json.ts";
+import { GENESIS_V2, type RecordV2 } from "./types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const { line } = sealV2Record(
+ *   { seq: 0, ts: "2026-01-01T00:00:00.000Z", event: "allocate", prev: GENESIS_V2 },
+ *   { tenant_id: "t1" },
+ * );
+ * assert.equal(checkV2Line(line.slice(0, -1), undefined).ok, true);
+ * assert.equal(checkV2Line(line.replace("t1", "t2").slice(0, -1), undefined).ok, false);
+ * ```
+ */
+export function checkV2Line(line: string, key: Uint8Array | undefined): CheckedV2 | RejectedV2 {
+  const fast = splitV2Line(line);
+  if (fast !== undefined) {
+    const split = fast;
+    // Fast path: JSON.stringify of the parsed body reproduces the body byte for byte and every
+    // object's keys are sorted exactly when the body is canonical; anything else is classified
+    // by the slow path below.
+    let record: unknown;
+    try {
+      record = JSON.parse(split.body);
+    } catch {
+      record = undefined;
+    }
+    if (
+      typeof record === "object" && record !== null && !Array.isArray(record) &&
+      !Object.hasOwn(record, "hash") && !Object.hasOwn(record, "mac") &&
+      JSON.stringify(record) === split.body && keysSorted(record) &&
+      HEX_RE.test(split.hash) && (split.mac === undefined || HEX_RE.test(split.mac))
+    ) {
+      const fields = record as Record<string, unknown>;
+      fields.hash = split.hash;
+      if (split.mac !== undefined) fields.mac = split.mac;
+      return checkFields(split.body, fields, key);
+    }
+  }
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+    parseJson(line);
+  } catch (error) {
+    return { ok: false, reason: "malformed_json", detail: describeParseError(line, error) };
+  }
+  if (typeof record !== "object" || record === null || Array.isArray(record)) {
+    return { ok: false, reason: "malformed_json", detail: "Line is not a JSON object" };
+  }
+  const fields = record as Record<string, unknown>;
+  const shape = checkShape(fields);
+  if (shape !== undefined) return shape;
+  let body: string;
+  try {
+    body = canonicalBodyV2(fields);
+  } catch (error) {
+    return {
+      ok: false,
+      reason: "hash_mismatch",
+      detail: `Record cannot be canonicalised: ${(error as Error).message}`,
+    };
+  }
+  const split = splitV2Line(line);
+  if (
+    split !== undefined && split.body === body && split.hash === fields.hash &&
+    split.mac === fields.mac
+  ) {
+    return checkFields(body, fields, key);
+  }
+  if (sha256Hex(body) !== fields.hash) {
+    return {
+      ok: false,
+      reason: "hash_mismatch",
+      detail: `Hash does not match the record at seq ${fields.seq}`,
+    };
+  }
+  return {
+    ok: false,
+    reason: "hash_mismatch",
+    detail:
+      `Line at seq ${fields.seq} is not in canonical form: the hash covers the canonical bytes only`,
+  };
+}
+
+function describeParseError(line: string, error: unknown): string {
+  // JSON.parse accepted the line but the strict parser did not: the difference is a duplicate key.
+  if (error instanceof JsonParseError) {
+    return error.duplicateKey !== undefined
+      ? `Duplicate key ${JSON.stringify(error.duplicateKey)} at offset ${error.offset}`
+      : error.message;
+  }
+  try {
+    parseJson(line);
+  } catch (strict) {
+    if (strict instanceof JsonParseError) return describeParseError(line, strict);
+  }
+  return `Malformed JSON: ${(error as Error).message}`;
+}
+
+function checkShape(record: Record<string, unknown>): RejectedV2 | undefined {
+  const { v, seq, prev, hash, event, ts, mac } = record;
+  if (v !== 2) {
+    return {
+      ok: false,
+      reason: "unknown_version",
+      detail: v === undefined
+        ? "Record has no format version v"
+        : `Unknown format version v=${JSON.stringify(v)}`,
+    };
+  }
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
+    return {
+      ok: false,
+      reason: "malformed_json",
+      detail: "Field seq is not a non-negative integer",
+    };
+  }
+  if (typeof prev !== "string" || !HEX_RE.test(prev)) {
+    return {
+      ok: false,
+      reason: "malformed_json",
+      detail: `Field prev at seq ${seq} is not a 64-digit hex digest`,
+    };
+  }
+  if (typeof event !== "string" || typeof ts !== "string") {
+    return {
+      ok: false,
+      reason: "malformed_json",
+      detail: `Field event or ts at seq ${seq} is not a string`,
+    };
+  }
+  if (typeof hash !== "string" || !HEX_RE.test(hash)) {
+    return {
+      ok: false,
+      reason: "hash_mismatch",
+      detail: `Field hash at seq ${seq} is missing or not a 64-digit hex digest`,
+    };
+  }
+  if (mac !== undefined && (typeof mac !== "string" || !HEX_RE.test(mac))) {
+    return {
+      ok: false,
+      reason: "mac_mismatch",
+      detail: `Field mac at seq ${seq} is not a 64-digit hex digest`,
+    };
+  }
+  return undefined;
+}
+
+function checkFields(
+  body: string,
+  record: Record<string, unknown>,
+  key: Uint8Array | undefined,
+): CheckedV2 | RejectedV2 {
+  const shape = checkShape(record);
+  if (shape !== undefined) return shape;
+  const seq = record.seq as number;
+  const hash = record.hash as string;
+  const mac = record.mac as string | undefined;
+  if (sha256Hex(body) !== hash) {
+    return {
+      ok: false,
+      reason: "hash_mismatch",
+      detail: `Hash does not match the record at seq ${seq}`,
+    };
+  }
+  if (key !== undefined) {
+    if (mac === undefined) {
+      return { ok: false, reason: "mac_missing", detail: `Record at seq ${seq} has no mac` };
+    }
+    if (!digestEquals(hmacHex(key, body), mac)) {
+      return {
+        ok: false,
+        reason: "mac_mismatch",
+        detail: `Mac does not match the record at seq ${seq}`,
+      };
+    }
+  }
+  return {
+    ok: true,
+    seq,
+    prev: record.prev as string,
+    hash,
+    event: record.event as string,
+    record,
+    hasMac: mac !== undefined,
+  };
+}
+
+/** Whether a v2 record is the first record of a history: seq 0 linked to {@linkcode GENESIS_V2}. */
+export function isGenesisV2(seq: number, prev: string): boolean {
+  return seq === 0 && prev === GENESIS_V2;
+}
+
+/** RFC 3339 UTC timestamp with milliseconds, as format v2's `ts`. */
+export function formatTimestamp(date: Date): string {
+  return date.toISOString();
+}

@@ -1,0 +1,676 @@
+/**
+ * The forensic log writer (DESIGN.md §4, format v2 and durability): one writer per log under an
+ * exclusive lock, a single SHA-256 chain across size-rotated files, critical events fsynced
+ * before their append resolves, the rest group-committed, a torn tail moved aside and recorded.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { KvhError } from "../errors.ts";
+import { DEFAULT_LOG_FILE, listChainFiles, rotatedFileName } from "./chain_files.ts";
+import { checkV2Line, formatTimestamp, sealV2Record } from "./format_v2.ts";
+import type { AppendOptions, AuditSink, ChainHead, RecordV2 } from "./types.ts";
+import { GENESIS_V2 } from "./types.ts";
+
+/** Options of {@linkcode openForensicLog}. */
+export interface ForensicLogOptions {
+  /** Directory of the log; created 0700 when missing. */
+  dir: string;
+  /**
+   * Name of the active file.
+   *
+   * @default {"kv_cache.log"}
+   */
+  file?: string;
+  /** HMAC key; when given every record carries a `mac`. */
+  hmacKey?: Uint8Array;
+  /**
+   * Size at which the active file is rotated, in bytes.
+   *
+   * @default {67108864}
+   */
+  maxBytes?: number;
+  /**
+   * Longest time a non-critical record waits before its group is written and fsynced, in ms.
+   *
+   * @default {50}
+   */
+  commitDelayMs?: number;
+  /**
+   * Most records a group holds before it is written; the append that fills it waits for the write.
+   *
+   * @default {1024}
+   */
+  commitRecords?: number;
+  /**
+   * Clock for `ts` and rotated file names.
+   *
+   * @default {() => new Date()}
+   */
+  now?: () => Date;
+  /**
+   * Flush and close the log on SIGINT/SIGTERM, then re-raise the signal. Needs the `run`
+   * permission (to re-raise); without it no handler is installed.
+   *
+   * @default {true}
+   */
+  handleSignals?: boolean;
+}
+
+/** Events that are always fsynced before their append resolves (DESIGN.md §4, durability). */
+export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
+  "quarantine",
+  "verification_failed",
+  "policy_violation",
+  "leak_detected",
+  "rotate",
+  "prune",
+  "recovery",
+]);
+
+const MAX_TAIL_BYTES = 16 * 1024 * 1024;
+const encoder = new TextEncoder();
+
+interface Pending {
+  lines: string[];
+  records: number;
+  critical: number;
+}
+
+/**
+ * Opens (or creates) a forensic log for appending: takes the exclusive lock, recovers a torn
+ * tail (moves it aside and appends a `recovery` record with its SHA-256) and continues the chain
+ * from the last record, across rotated files when the active file is empty.
+ *
+ * @param options Directory, file name, key, rotation and commit policy.
+ * @returns The open log; call {@linkcode ForensicLog.close} when done.
+ * @throws {KvhError} `log_locked` when another writer holds the log, `log_symlink` for a
+ * symlinked log file, `log_format` for a format-v1 log, `log_corrupt` (exit 2) when the last
+ * record is not a valid v2 record, `log_unwritable` on I/O errors.
+ *
+ * @example Usage
+ * ```ts
+ * import { openForensicLog } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const log = await openForensicLog({ dir });
+ * const record = await log.append("allocate", { tenant_id: "t1", nbytes: 4096 });
+ * assert.equal(record.seq, 0);
+ * await log.append("quarantine", { handle: "h1" }); // critical: fsynced before it resolves
+ * assert.equal(log.head?.seq, 1);
+ * await log.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function openForensicLog(options: ForensicLogOptions): Promise<ForensicLog> {
+  const { dir, file = DEFAULT_LOG_FILE, maxBytes = 64 * 1024 * 1024 } = options;
+  const { commitDelayMs = 50, commitRecords = 1024 } = options;
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError("Cannot open forensic log: dir is empty");
+  }
+  if (file === "" || file.includes("/") || file === "." || file === "..") {
+    throw new TypeError(`Cannot open forensic log: invalid file name ${JSON.stringify(file)}`);
+  }
+  if (!(maxBytes > 0) || !(commitDelayMs >= 0) || !(commitRecords >= 1)) {
+    throw new RangeError(
+      "Cannot open forensic log: maxBytes, commitDelayMs and commitRecords must be positive",
+    );
+  }
+  const path = join(dir, file);
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw ioError(`Cannot create log directory ${dir}`, error);
+  }
+  await refuseSymlink(path);
+  const lockPath = `${path}.lock`;
+  await refuseSymlink(lockPath);
+  let lock: Deno.FsFile;
+  try {
+    lock = await Deno.open(lockPath, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (error) {
+    throw ioError(`Cannot open lock file ${lockPath}`, error);
+  }
+  let fd: Deno.FsFile | undefined;
+  try {
+    if (!(await lock.tryLock(true))) {
+      throw new KvhError(
+        "log_locked",
+        `Cannot open ${path}: another writer holds the lock ${lockPath}`,
+      );
+    }
+    try {
+      fd = await Deno.open(path, { read: true, append: true, create: true, mode: 0o600 });
+      const info = await fd.stat();
+      if (!info.isFile) {
+        throw new KvhError("log_not_file", `Cannot open ${path}: not a regular file`);
+      }
+      if (info.mode !== null && (info.mode & 0o777) !== 0o600) await Deno.chmod(path, 0o600);
+    } catch (error) {
+      if (error instanceof KvhError) throw error;
+      throw ioError(`Cannot open ${path}`, error);
+    }
+    const now = options.now ?? (() => new Date());
+    const state = await recoverState(fd, path, dir, file, options.hmacKey, now);
+    const log = new ForensicLog({
+      path,
+      file,
+      fd,
+      lock,
+      key: options.hmacKey !== undefined && options.hmacKey.length > 0
+        ? options.hmacKey
+        : undefined,
+      maxBytes,
+      commitDelayMs,
+      commitRecords,
+      now,
+      ...state,
+    });
+    if (state.continueFrom !== undefined) {
+      await log.append("rotate", {
+        prev_file: state.continueFrom,
+        prev_file_last_hash: state.head!.hash,
+      });
+    }
+    if (state.torn !== undefined) await log.append("recovery", state.torn);
+    if (options.handleSignals ?? true) log[INSTALL_SIGNALS]();
+    return log;
+  } catch (error) {
+    fd?.close();
+    lock.close();
+    throw error;
+  }
+}
+
+async function refuseSymlink(path: string): Promise<void> {
+  try {
+    const info = await Deno.lstat(path);
+    if (info.isSymlink) {
+      throw new KvhError("log_symlink", `Refusing to open ${path}: it is a symlink`);
+    }
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    if (error instanceof KvhError) throw error;
+    throw ioError(`Cannot open ${path}`, error);
+  }
+}
+
+function ioError(what: string, error: unknown): KvhError {
+  const reason = error instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : (error as Error).message;
+  return new KvhError("log_unwritable", `${what}: ${reason}`, { cause: error });
+}
+
+interface RecoveredState {
+  head: ChainHead | null;
+  size: number;
+  fileRecords: number;
+  fileFirstSeq: number | null;
+  /** Rotated file to link to with a rotate record when the active file is empty. */
+  continueFrom?: string;
+  /** Fields of the `recovery` record to append. */
+  torn?: { torn_bytes: number; torn_sha256: string; moved_to: string };
+}
+
+async function recoverState(
+  fd: Deno.FsFile,
+  path: string,
+  dir: string,
+  file: string,
+  key: Uint8Array | undefined,
+  now: () => Date,
+): Promise<RecoveredState> {
+  let size = (await fd.stat()).size;
+  let torn: RecoveredState["torn"];
+  if (size > 0) {
+    const lastNewline = await findLastNewline(fd, size, size);
+    if (lastNewline !== size - 1) {
+      const start = lastNewline + 1;
+      if (size - start > MAX_TAIL_BYTES) {
+        throw new KvhError(
+          "log_corrupt",
+          `Cannot recover ${path}: torn tail of ${size - start} bytes is too long`,
+          {
+            exitCode: 2,
+          },
+        );
+      }
+      const bytes = await readRange(fd, start, size - start);
+      const movedTo = `${path}.torn-${rotatedStamp(now())}-${start}`;
+      await Deno.writeFile(movedTo, bytes, { createNew: true, mode: 0o600 });
+      await fd.truncate(start);
+      await fd.syncData();
+      torn = {
+        torn_bytes: bytes.length,
+        torn_sha256: createHash("sha256").update(bytes).digest("hex"),
+        moved_to: movedTo.slice(dir.length + 1),
+      };
+      size = start;
+    }
+  }
+  if (size === 0) {
+    const chain = await listChainFiles(dir, file);
+    const rotated = chain.slice(0, -1);
+    const last = rotated[rotated.length - 1];
+    if (last === undefined) {
+      return { head: null, size: 0, fileRecords: 0, fileFirstSeq: null, torn };
+    }
+    using previous = await Deno.open(last, { read: true });
+    const previousSize = (await previous.stat()).size;
+    const head = await lastRecord(previous, previousSize, last, key);
+    return {
+      head,
+      size: 0,
+      fileRecords: 0,
+      fileFirstSeq: null,
+      continueFrom: last.slice(dir.length + 1),
+      torn,
+    };
+  }
+  const head = await lastRecord(fd, size, path, key);
+  const first = await readFirstLine(fd, size);
+  const firstSeq = Number((JSON.parse(first) as { seq?: unknown }).seq);
+  // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
+  return {
+    head,
+    size,
+    fileRecords: 1,
+    fileFirstSeq: Number.isSafeInteger(firstSeq) ? firstSeq : head.seq,
+    torn,
+  };
+}
+
+function rotatedStamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+
+async function readRange(fd: Deno.FsFile, start: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await fd.seek(start, Deno.SeekMode.Start);
+  let at = 0;
+  while (at < length) {
+    const n = await fd.read(out.subarray(at));
+    if (n === null) break;
+    at += n;
+  }
+  return out.subarray(0, at);
+}
+
+/** Offset of the last `\n` before `end`, or -1. */
+async function findLastNewline(fd: Deno.FsFile, size: number, end: number): Promise<number> {
+  const block = 64 * 1024;
+  let to = Math.min(end, size);
+  while (to > 0) {
+    const from = Math.max(0, to - block);
+    const bytes = await readRange(fd, from, to - from);
+    const at = bytes.lastIndexOf(0x0a);
+    if (at !== -1) return from + at;
+    if (end - from > MAX_TAIL_BYTES) return -2;
+    to = from;
+  }
+  return -1;
+}
+
+async function lastRecord(
+  fd: Deno.FsFile,
+  size: number,
+  path: string,
+  key: Uint8Array | undefined,
+): Promise<ChainHead> {
+  // size - 1 is the final `\n`; the last line starts after the newline before it.
+  const before = await findLastNewline(fd, size, size - 1);
+  if (before === -2) {
+    throw new KvhError(
+      "log_corrupt",
+      `Cannot continue ${path}: its last line is longer than 16 MiB`,
+      { exitCode: 2 },
+    );
+  }
+  const bytes = await readRange(fd, before + 1, size - 1 - (before + 1));
+  const text = new TextDecoder().decode(bytes);
+  if (/"curr_hash"\s*:/.test(text) && !text.includes('"v":')) {
+    throw new KvhError(
+      "log_format",
+      `Cannot append to ${path}: it is a format v1 log of the Python tool; start kvh's log in another file`,
+    );
+  }
+  const checked = checkV2Line(text, key);
+  if (!checked.ok) {
+    throw new KvhError(
+      "log_corrupt",
+      `Cannot continue ${path}: its last record fails verification (${checked.reason}): run kvh verify`,
+      { exitCode: 2 },
+    );
+  }
+  return { seq: checked.seq, hash: checked.hash };
+}
+
+async function readFirstLine(fd: Deno.FsFile, size: number): Promise<string> {
+  const bytes = await readRange(fd, 0, Math.min(size, 64 * 1024));
+  const end = bytes.indexOf(0x0a);
+  return new TextDecoder().decode(bytes.subarray(0, end === -1 ? bytes.length : end));
+}
+
+const INSTALL_SIGNALS = Symbol("installSignals");
+
+interface ForensicLogInit {
+  path: string;
+  file: string;
+  fd: Deno.FsFile;
+  lock: Deno.FsFile;
+  key: Uint8Array | undefined;
+  maxBytes: number;
+  commitDelayMs: number;
+  commitRecords: number;
+  now: () => Date;
+  head: ChainHead | null;
+  size: number;
+  fileRecords: number;
+  fileFirstSeq: number | null;
+}
+
+/**
+ * An open forensic log (format v2). Appends are sealed in call order; critical events resolve
+ * once fsynced, the others once queued for the next group commit (within `commitDelayMs` or
+ * `commitRecords`). A failed write makes that and every later append reject with
+ * {@linkcode KvhError} `audit_emit_failed` and is counted: callers fail the operation.
+ *
+ * Create with {@linkcode openForensicLog}.
+ *
+ * @example Usage
+ * ```ts
+ * import { openForensicLog } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const log = await openForensicLog({ dir, commitDelayMs: 10 });
+ * await log.append("free", { handle: "h1" });
+ * await log.flush();
+ * assert.equal(log.emitFailures, 0);
+ * await log.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class ForensicLog implements AuditSink {
+  #init: ForensicLogInit;
+  #fd: Deno.FsFile;
+  #head: ChainHead | null;
+  #size: number;
+  #fileRecords: number;
+  #fileFirstSeq: number | null;
+  #pending: Pending = { lines: [], records: 0, critical: 0 };
+  #io: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #failure: KvhError | undefined;
+  #closed = false;
+  #emitFailures = 0;
+  #criticalEmitFailures = 0;
+  #signalHandler: (() => void) | undefined;
+
+  /**
+   * Use {@linkcode openForensicLog}; the constructor is internal.
+   *
+   * @param init The opened files and recovered chain state.
+   */
+  constructor(init: ForensicLogInit) {
+    this.#init = init;
+    this.#fd = init.fd;
+    this.#head = init.head;
+    this.#size = init.size;
+    this.#fileRecords = init.fileRecords;
+    this.#fileFirstSeq = init.fileFirstSeq;
+  }
+
+  /** Path of the active file. */
+  get path(): string {
+    return this.#init.path;
+  }
+
+  /** `{seq, hash}` of the last record appended, or null for an empty log. */
+  get head(): ChainHead | null {
+    return this.#head === null ? null : { ...this.#head };
+  }
+
+  /** Records that could not be written (`kvh_audit_emit_failures_total`). */
+  get emitFailures(): number {
+    return this.#emitFailures;
+  }
+
+  /** Critical records that could not be written. */
+  get criticalEmitFailures(): number {
+    return this.#criticalEmitFailures;
+  }
+
+  /**
+   * Appends one event.
+   *
+   * @param event Event name.
+   * @param fields Event fields: identifiers and digests, never buffer contents. Numbers must be
+   * finite, integers safe; the names `v`, `seq`, `ts`, `event`, `prev`, `hash`, `mac` are the
+   * writer's.
+   * @param options `critical` forces an fsync before the promise resolves.
+   * @returns The record as written.
+   * @throws {KvhError} `audit_emit_failed` when the log is closed or a write failed.
+   * @throws {TypeError} When a field cannot be written exactly.
+   */
+  append(
+    event: string,
+    fields: Record<string, unknown>,
+    options: AppendOptions = {},
+  ): Promise<RecordV2> {
+    const critical = options.critical === true || CRITICAL_EVENTS.has(event);
+    if (this.#closed || this.#failure !== undefined) {
+      this.#count(1, critical ? 1 : 0);
+      const reason = this.#failure?.message ??
+        `Cannot append to ${this.#init.path}: the log is closed`;
+      return Promise.reject(new KvhError("audit_emit_failed", reason, { cause: this.#failure }));
+    }
+    let sealed;
+    let mustCommit = critical;
+    try {
+      if (typeof event !== "string" || event === "") {
+        throw new TypeError("Cannot append: event name is empty");
+      }
+      sealed = this.#seal(event, fields);
+      const bytes = utf8Length(sealed.line);
+      if (this.#fileRecords > 0 && this.#size + bytes > this.#init.maxBytes) {
+        this.#rotate();
+        mustCommit = true;
+        sealed = this.#seal(event, fields);
+      }
+      this.#size += utf8Length(sealed.line);
+    } catch (error) {
+      this.#count(1, critical ? 1 : 0);
+      return Promise.reject(error);
+    }
+    this.#queue(sealed.line, critical);
+    this.#head = { seq: sealed.record.seq, hash: sealed.hash };
+    this.#fileRecords++;
+    if (this.#fileFirstSeq === null) this.#fileFirstSeq = sealed.record.seq;
+    if (mustCommit || this.#pending.records >= this.#init.commitRecords) {
+      return this.#commit().then(() => sealed.record);
+    }
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#commit().catch(() => {
+        // Counted and kept in #failure: the next append, flush or close rejects with it.
+      });
+    }, this.#init.commitDelayMs);
+    return Promise.resolve(sealed.record);
+  }
+
+  /**
+   * Writes and fsyncs every queued record.
+   *
+   * @returns Resolves once durable; rejects with `audit_emit_failed` if a write failed.
+   */
+  async flush(): Promise<void> {
+    await this.#commit();
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * Flushes, releases the lock and closes the files. Idempotent.
+   *
+   * @returns Resolves once closed; rejects with `audit_emit_failed` if the last write failed.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      this.#removeSignals();
+      this.#fd.close();
+      this.#init.lock.close();
+    }
+  }
+
+  #seal(event: string, fields: Record<string, unknown>) {
+    const head = this.#head;
+    return sealV2Record(
+      {
+        seq: head === null ? 0 : head.seq + 1,
+        ts: formatTimestamp(this.#init.now()),
+        event,
+        prev: head === null ? GENESIS_V2 : head.hash,
+      },
+      fields,
+      { key: this.#init.key },
+    );
+  }
+
+  #queue(line: string, critical: boolean): void {
+    const pending = this.#pending;
+    pending.lines.push(line);
+    pending.records++;
+    if (critical) pending.critical++;
+  }
+
+  #count(records: number, critical: number): void {
+    this.#emitFailures += records;
+    this.#criticalEmitFailures += critical;
+  }
+
+  /** Seals the rotate record and queues the switch to a new active file behind queued writes. */
+  #rotate(): void {
+    const init = this.#init;
+    const rotatedName = rotatedFileName(init.file, init.now(), this.#fileFirstSeq ?? 0);
+    const rotatedPath = join(init.path, "..", rotatedName);
+    this.#commit().catch(() => {});
+    this.#io = this.#io.then(async () => {
+      if (this.#failure !== undefined) return;
+      try {
+        await this.#fd.syncData();
+        this.#fd.close();
+        try {
+          await Deno.lstat(rotatedPath);
+          throw new Error(`rotated file ${rotatedName} already exists`);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        }
+        await Deno.rename(init.path, rotatedPath);
+        this.#fd = await Deno.open(init.path, {
+          read: true,
+          append: true,
+          create: true,
+          mode: 0o600,
+        });
+      } catch (error) {
+        this.#fail(error, 0, 0);
+      }
+    });
+    this.#size = 0;
+    this.#fileRecords = 0;
+    this.#fileFirstSeq = null;
+    const sealed = this.#seal("rotate", {
+      prev_file: rotatedName,
+      prev_file_last_hash: this.#head!.hash,
+    });
+    this.#queue(sealed.line, true);
+    this.#size += utf8Length(sealed.line);
+    this.#head = { seq: sealed.record.seq, hash: sealed.hash };
+    this.#fileRecords = 1;
+    this.#fileFirstSeq = sealed.record.seq;
+  }
+
+  #commit(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const pending = this.#pending;
+    if (pending.records > 0) {
+      this.#pending = { lines: [], records: 0, critical: 0 };
+      this.#io = this.#io.then(() => this.#write(pending));
+    }
+    const done = this.#io;
+    return done.then(() => {
+      if (this.#failure !== undefined) throw this.#failure;
+    });
+  }
+
+  async #write(pending: Pending): Promise<void> {
+    if (this.#failure !== undefined) {
+      this.#count(pending.records, pending.critical);
+      return;
+    }
+    try {
+      const data = encoder.encode(pending.lines.join(""));
+      let at = 0;
+      while (at < data.length) at += await this.#fd.write(data.subarray(at));
+      await this.#fd.syncData();
+    } catch (error) {
+      this.#fail(error, pending.records, pending.critical);
+    }
+  }
+
+  #fail(error: unknown, records: number, critical: number): void {
+    this.#count(records, critical);
+    this.#failure ??= new KvhError(
+      "audit_emit_failed",
+      `Cannot write ${this.#init.path}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+
+  /** Installs the SIGINT/SIGTERM handlers (internal, called by openForensicLog). */
+  [INSTALL_SIGNALS](): void {
+    if (
+      Deno.build.os === "windows" || Deno.permissions.querySync({ name: "run" }).state !== "granted"
+    ) return;
+    const handler = (signal: Deno.Signal) => () => {
+      this.close().catch(() => {}).finally(() => Deno.kill(Deno.pid, signal));
+    };
+    const onInt = handler("SIGINT");
+    const onTerm = handler("SIGTERM");
+    Deno.addSignalListener("SIGINT", onInt);
+    Deno.addSignalListener("SIGTERM", onTerm);
+    this.#signalHandler = () => {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+    };
+  }
+
+  #removeSignals(): void {
+    this.#signalHandler?.();
+    this.#signalHandler = undefined;
+  }
+}
+
+function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      bytes += 2;
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
