@@ -64,6 +64,13 @@ export {
   type ZeroOptions,
 } from "./lib/sanitize/mod.ts";
 export {
+  DEVICE_CHOICES,
+  type DeviceChoice,
+  type OpenedSanitizer,
+  openSanitizer,
+  type OpenSanitizerOptions,
+} from "./lib/sanitize/mod.ts";
+export {
   type DurationHistogram,
   MetricsCollector,
   type MetricsCollectorOptions,

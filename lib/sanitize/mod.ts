@@ -20,3 +20,10 @@ export {
   samplePositions,
   TS_CPU_KERNELS,
 } from "./cpu.ts";
+export {
+  DEVICE_CHOICES,
+  type DeviceChoice,
+  type OpenedSanitizer,
+  openSanitizer,
+  type OpenSanitizerOptions,
+} from "./open_sanitizer.ts";

@@ -11,7 +11,17 @@ import type { DeviceKind, Sanitizer } from "./types.ts";
 /** A device name as the `--device` flag accepts it. */
 export type DeviceChoice = DeviceKind | "auto";
 
-/** Every value of {@linkcode DeviceChoice}, in the order `--help` lists them. */
+/**
+ * Every value of {@linkcode DeviceChoice}, in the order `--help` lists them.
+ *
+ * @example Usage
+ * ```ts
+ * import { DEVICE_CHOICES } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(DEVICE_CHOICES.includes("auto"));
+ * ```
+ */
 export const DEVICE_CHOICES: readonly DeviceChoice[] = ["cpu", "cuda", "webgpu", "auto"];
 
 /** Options of {@linkcode openSanitizer}. */
