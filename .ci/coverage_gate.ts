@@ -34,7 +34,9 @@ for (const [name, h, f] of rows) {
   console.log(`${(f === 0 ? 100 : (100 * h) / f).toFixed(1).padStart(6)}%  ${h}/${f}  ${name}`);
 }
 const pct = totalFound === 0 ? 0 : (100 * totalHit) / totalFound;
-console.log(`lines covered in lib/ and cli/: ${pct.toFixed(2)}% (${totalHit}/${totalFound}), minimum ${min}%`);
+console.log(
+  `lines covered in lib/ and cli/: ${pct.toFixed(2)}% (${totalHit}/${totalFound}), minimum ${min}%`,
+);
 if (rows.length === 0 || pct < min) {
   console.error(`Coverage gate failed: ${pct.toFixed(2)}% is below ${min}%`);
   Deno.exit(1);

@@ -45,9 +45,13 @@ export async function readSecretFile(path: string, flag: string): Promise<Uint8A
   try {
     info = await Deno.lstat(path);
   } catch (error) {
-    throw new KvhError("secret_unreadable", `Cannot read ${flag} ${path}: ${describeIoError(error)}`, {
-      cause: error,
-    });
+    throw new KvhError(
+      "secret_unreadable",
+      `Cannot read ${flag} ${path}: ${describeIoError(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (info.isSymlink) {
     throw new KvhError("secret_symlink", `Refusing ${flag} ${path}: it is a symlink`);
@@ -58,16 +62,22 @@ export async function readSecretFile(path: string, flag: string): Promise<Uint8A
   if (info.mode !== null && (info.mode & 0o077) !== 0) {
     throw new KvhError(
       "secret_permissions",
-      `Refusing ${flag} ${path}: mode ${(info.mode & 0o777).toString(8)} lets others read it (chmod 600)`,
+      `Refusing ${flag} ${path}: mode ${
+        (info.mode & 0o777).toString(8)
+      } lets others read it (chmod 600)`,
     );
   }
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (error) {
-    throw new KvhError("secret_unreadable", `Cannot read ${flag} ${path}: ${describeIoError(error)}`, {
-      cause: error,
-    });
+    throw new KvhError(
+      "secret_unreadable",
+      `Cannot read ${flag} ${path}: ${describeIoError(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
   let end = bytes.length;
   if (end > 0 && bytes[end - 1] === 0x0a) end--;
@@ -101,7 +111,10 @@ export function envNumber(name: string): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
   if (!Number.isFinite(value) || text.trim() === "") {
-    throw new KvhError("env_invalid", `Invalid ${name}: expected a number, got ${JSON.stringify(text)}`);
+    throw new KvhError(
+      "env_invalid",
+      `Invalid ${name}: expected a number, got ${JSON.stringify(text)}`,
+    );
   }
   return value;
 }
@@ -119,13 +132,19 @@ export function numberOption(
   return (text: string) => {
     const value = Number(text);
     if (text.trim() === "" || !Number.isFinite(value)) {
-      throw new KvhError("flag_invalid", `Invalid ${flag}: expected a number, got ${JSON.stringify(text)}`);
+      throw new KvhError(
+        "flag_invalid",
+        `Invalid ${flag}: expected a number, got ${JSON.stringify(text)}`,
+      );
     }
     if (options.integer && !Number.isInteger(value)) {
       throw new KvhError("flag_invalid", `Invalid ${flag}: expected an integer, got ${text}`);
     }
     if (options.min !== undefined && value < options.min) {
-      throw new KvhError("flag_invalid", `Invalid ${flag}: must be at least ${options.min}, got ${text}`);
+      throw new KvhError(
+        "flag_invalid",
+        `Invalid ${flag}: must be at least ${options.min}, got ${text}`,
+      );
     }
     return value;
   };

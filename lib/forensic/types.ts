@@ -106,5 +106,9 @@ export interface AuditSink {
    * @param options Durability of this append.
    * @returns The record as written.
    */
-  append(event: string, fields: Record<string, unknown>, options?: AppendOptions): Promise<RecordV2>;
+  append(
+    event: string,
+    fields: Record<string, unknown>,
+    options?: AppendOptions,
+  ): Promise<RecordV2>;
 }
