@@ -6,7 +6,7 @@
  */
 
 /** The 64-zero `prev` of the first record ever written in format v2 (DESIGN.md §4). */
-export const GENESIS_V2 = "0".repeat(64);
+export const GENESIS_V2: string = "0".repeat(64);
 
 /** Fields of a format-v2 record every record carries; event fields sit beside them. */
 export interface RecordV2 {
