@@ -1,0 +1,129 @@
+/**
+ * `kvh serve-metrics`: serves the metrics textfile to Prometheus (DESIGN.md §3). The only
+ * place kvh calls `Deno.serve`.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import { EXIT_USAGE, KvhError } from "../lib/errors.ts";
+import { createApp } from "../lib/server/app.ts";
+import { FileMetricsSource } from "../lib/server/metrics_source.ts";
+import {
+  envNumber,
+  envString,
+  numberOption,
+  readSecretFile,
+  revokePermissionsExcept,
+  runAction,
+} from "./_common.ts";
+
+const DEFAULT_FILE = "forensics/metrics.prom";
+const DEFAULT_HOST = "127.0.0.1";
+const DEFAULT_PORT = 9101;
+const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+
+function log(line: string): void {
+  console.error(`kvh serve-metrics: ${line}`);
+}
+
+/** Builds the `serve-metrics` subcommand. */
+export function serveMetricsCommand() {
+  return new Command("serve-metrics")
+    .description(
+      "Serve the Prometheus textfile at GET /metrics (from memory, reloaded when the file\n" +
+        "changes, 503 while it is missing) and GET /healthz until SIGINT or SIGTERM.",
+    )
+    .option(
+      "--file <path>",
+      `metrics textfile to serve (env METRICS_FILE; default ${DEFAULT_FILE})`,
+    )
+    .option(
+      "--host <address>",
+      `address to bind (env METRICS_BIND; default ${DEFAULT_HOST}, loopback only; the Python ` +
+        "tool bound 0.0.0.0: pass it explicitly to listen on every interface)",
+    )
+    .option(
+      "--port <n>",
+      `TCP port, 0 picks a free one (env METRICS_PORT; default ${DEFAULT_PORT}, not the Python ` +
+        "tool's 8000)",
+      numberOption("--port", { integer: true, min: 0 }),
+    )
+    .option(
+      "--token-file <path>",
+      "require `Authorization: Bearer <token>` on /metrics; the token is read from this file " +
+        "(mode 0600, not a symlink)",
+    )
+    .action((options) =>
+      runAction(async () => {
+        const file = options.file ?? envString("METRICS_FILE") ?? DEFAULT_FILE;
+        const hostname = options.host ?? envString("METRICS_BIND") ?? DEFAULT_HOST;
+        const port = options.port ?? envNumber("METRICS_PORT") ?? DEFAULT_PORT;
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new KvhError("flag_invalid", `Invalid port: expected 0 to 65535, got ${port}`);
+        }
+        const token = options.tokenFile === undefined
+          ? undefined
+          : await readSecretFile(options.tokenFile, "--token-file");
+        await revokePermissionsExcept(["net", "read"]);
+        return await serve({ file, hostname, port, token });
+      })
+    );
+}
+
+async function serve(
+  config: { file: string; hostname: string; port: number; token: Uint8Array | undefined },
+): Promise<number> {
+  // Permissions are revoked by now (env included), so failures are printed here and turned
+  // into an exit code rather than thrown to runAction.
+  const source = new FileMetricsSource(config.file, { log });
+  let app;
+  try {
+    app = createApp({ source, token: config.token, log });
+  } catch (error) {
+    source.close();
+    // The message says which characters a token may hold; the token itself is never echoed.
+    console.error(`kvh: Refusing --token-file: ${(error as Error).message}`);
+    return EXIT_USAGE;
+  }
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: config.hostname,
+      port: config.port,
+      handler: app.fetch,
+      onListen: ({ hostname, port }) => {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        log(`listening on http://${host}:${port}/metrics serving ${config.file}`);
+      },
+    });
+  } catch (error) {
+    source.close();
+    const reason = error instanceof Deno.errors.AddrInUse
+      ? "address already in use"
+      : error instanceof Error
+      ? error.message.split("\n")[0]
+      : String(error);
+    console.error(`kvh: Cannot listen on ${config.hostname}:${config.port}: ${reason}`);
+    return EXIT_USAGE;
+  }
+  let stoppedBy = "";
+  const stop = (signal: Deno.Signal) => {
+    if (stoppedBy !== "") return;
+    stoppedBy = signal;
+    // shutdown() stops accepting and lets in-flight requests finish before `finished` resolves.
+    server.shutdown();
+  };
+  const listeners = SIGNALS.map((signal) => {
+    const listener = () => stop(signal);
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
+  try {
+    await server.finished;
+  } finally {
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+    source.close();
+  }
+  log(`stopped on ${stoppedBy || "server close"}`);
+  return 0;
+}

@@ -1,0 +1,47 @@
+/**
+ * Gzip of "cached body + small per-scrape tail" without recompressing the cached part.
+ *
+ * The body is deflated once per reload and ended with a sync flush, which leaves the stream
+ * byte-aligned with no final block. A fresh raw deflate of the tail holds no back-references
+ * into the body, so its blocks may follow directly (RFC 1951 §3.2.3); the CRC-32 of the whole is
+ * continued from the body's CRC over the tail (RFC 1952 §2.3.1). The result is one ordinary
+ * gzip member, which every client decodes (multi-member gzip is not universally supported).
+ *
+ * @module
+ */
+import zlib from "node:zlib";
+
+/** The body's share of every gzip response, computed once per reload. */
+export interface GzipPrefix {
+  /** Raw deflate of the body, sync-flushed, no final block. */
+  deflated: Uint8Array;
+  /** CRC-32 of the body. */
+  crc: number;
+  /** Length of the body in bytes. */
+  size: number;
+}
+
+// RFC 1952 §2.3: magic, CM=8 (deflate), no flags, MTIME 0, XFL 0, OS 255 (unknown).
+const GZIP_HEADER = new Uint8Array([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/** Deflates `body` once so {@linkcode gzipWithTail} can reuse it on every scrape. */
+export function gzipPrefix(body: Uint8Array): GzipPrefix {
+  const deflated = zlib.deflateRawSync(body, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  return { deflated, crc: zlib.crc32(body), size: body.length };
+}
+
+/** One gzip member whose content is the prefix's body followed by `tail`. */
+export function gzipWithTail(prefix: GzipPrefix, tail: Uint8Array): Uint8Array<ArrayBuffer> {
+  const deflatedTail = zlib.deflateRawSync(tail);
+  const headerEnd = GZIP_HEADER.length;
+  const tailStart = headerEnd + prefix.deflated.length;
+  const trailerStart = tailStart + deflatedTail.length;
+  const out = new Uint8Array(trailerStart + 8);
+  out.set(GZIP_HEADER, 0);
+  out.set(prefix.deflated, headerEnd);
+  out.set(deflatedTail, tailStart);
+  const view = new DataView(out.buffer);
+  view.setUint32(trailerStart, zlib.crc32(tail, prefix.crc), true);
+  view.setUint32(trailerStart + 4, (prefix.size + tail.length) >>> 0, true);
+  return out;
+}
