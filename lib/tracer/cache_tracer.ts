@@ -235,7 +235,7 @@ export class CacheTracer {
       await this.#emit("allocate", entry, {
         shape: entry.shape,
         dtype,
-        ttl_sec: ttlSec,
+        ttl_sec: ttlSec ?? undefined,
         max_reuse: maxReuse,
       });
     } catch (error) {
@@ -396,7 +396,7 @@ export class CacheTracer {
       }
       await this.#enforceTtl(entry);
       const crossTenant = next.tenantId !== entry.owner.tenantId;
-      let leakCheck: Fields | null = null;
+      let leakCheck: Fields | undefined;
       if (crossTenant) {
         if (!entry.verified || entry.coveragePct < this.#threshold) {
           await this.#quarantine(entry, "unverified_cross_tenant", "cross_tenant");
@@ -408,7 +408,7 @@ export class CacheTracer {
         leakCheck = { checked_bytes: check.checkedBytes, nonzero_bytes: check.nonZeroBytes };
         if (check.nonZeroBytes > 0) {
           this.#metrics.recordLeak();
-          await this.#emit("leak", entry, {
+          await this.#emit("leak_detected", entry, {
             ...leakCheck,
             next_tenant_id: next.tenantId,
           }, true).catch(() => {});
@@ -585,6 +585,7 @@ export class CacheTracer {
     entry.state = state;
   }
 
+  // Absent fields are left out of the record (undefined), never written as null.
   async #emit(event: string, entry: Entry, fields: Fields, critical = false): Promise<void> {
     try {
       await this.#audit.append(event, {
@@ -625,7 +626,12 @@ export class CacheTracer {
       }
       entry.buffer = null;
     }
-    await this.#emit("quarantine", entry, { reason, policy, scrubbed, ...extra }, true)
+    await this.#emit("quarantine", entry, {
+      reason,
+      policy: policy ?? undefined,
+      scrubbed,
+      ...extra,
+    }, true)
       .catch(() => {});
   }
 

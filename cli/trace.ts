@@ -1,0 +1,404 @@
+/**
+ * `kvh trace` (DESIGN.md §3): the main job. Replays a workload (synthetic multi-tenant by
+ * default, or JSONL) through the tracer, and leaves the evidence behind: the forensic log,
+ * `coverage.json` and `metrics.prom`, then prints a summary.
+ *
+ * Exit codes: 0 when the run completed — quarantines, leaks and low coverage included, since
+ * judging them is `kvh gate`'s job on the metrics written; 1 for bad flags, a malformed
+ * workload (file:line), a device that cannot be opened or a log that cannot be written.
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import cliProgress from "cli-progress";
+import { join } from "node:path";
+import process from "node:process";
+import { KvhError } from "../lib/errors.ts";
+import { openForensicLog } from "../lib/forensic/mod.ts";
+import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
+import { toPrometheusText, writeFileAtomic } from "../lib/metrics/mod.ts";
+import type { MetricsSnapshot } from "../lib/metrics/types.ts";
+import { type DeviceChoice, openSanitizer } from "../lib/sanitize/open_sanitizer.ts";
+import type { VerifyMode } from "../lib/sanitize/types.ts";
+import { CacheTracer } from "../lib/tracer/mod.ts";
+import {
+  parseWorkload,
+  runWorkload,
+  syntheticWorkload,
+  type WorkloadRequest,
+  type WorkloadSummary,
+} from "../lib/workload/mod.ts";
+import {
+  describeIoError,
+  envNumber,
+  envString,
+  numberOption,
+  resolveHmacKey,
+  revokePermissionsExcept,
+  runAction,
+} from "./_common.ts";
+
+/**
+ * Hand-offs per buffer `kvh trace` allows by default. The library keeps the Python tool's
+ * strict 0 (any reuse quarantines); a serving pool reuses buffers by design, and 1000 is more
+ * than a default run ever reaches, so a healthy run shows no quarantines.
+ */
+export const TRACE_DEFAULT_MAX_REUSE = 1000;
+
+const DEFAULTS = {
+  device: "cpu",
+  tenants: 4,
+  requests: 400,
+  tokens: 32,
+  seed: 1,
+  concurrency: 1,
+  logDir: "forensics",
+  logFile: "kv_cache.log",
+  coverageThreshold: 99.9,
+  verifySamples: 4096,
+} as const;
+
+interface TraceFlags {
+  device: string;
+  workload?: string;
+  tenants?: number;
+  requests?: number;
+  tokens?: number;
+  seed?: number;
+  concurrency?: number;
+  logDir?: string;
+  logFile?: string;
+  metricsJson?: string;
+  metricsProm?: string;
+  verify: string;
+  verifySamples?: number;
+  doublePass?: boolean;
+  ttlSec?: number;
+  maxReuse?: number;
+  coverageThreshold?: number;
+  hmacKeyFile?: string;
+  json?: boolean;
+}
+
+function envBoolean(name: string): boolean | undefined {
+  const text = envString(name);
+  return text === undefined
+    ? undefined
+    : ["1", "true", "yes", "on"].includes(text.trim().toLowerCase());
+}
+
+/** Builds the `trace` subcommand. */
+export function traceCommand() {
+  return new Command("trace")
+    .description(
+      "Run a workload through the tracer and write the evidence: the forensic log, " +
+        "coverage.json and metrics.prom. With no options: a synthetic multi-tenant workload " +
+        "on the CPU. Exits 0 when the run completed (kvh gate judges the metrics), 1 on bad " +
+        "input or I/O failure.",
+    )
+    .addOption(
+      new Option("--device <device>", "sanitizer device").choices(["cpu", "cuda", "webgpu", "auto"])
+        .default(DEFAULTS.device),
+    )
+    .option("--workload <file>", "replay JSONL requests from a file, or - for stdin")
+    .option(
+      "--tenants <n>",
+      `synthetic tenants (default ${DEFAULTS.tenants})`,
+      numberOption("--tenants", { integer: true, min: 1 }),
+    )
+    .option(
+      "--requests <n>",
+      `synthetic requests (default ${DEFAULTS.requests})`,
+      numberOption("--requests", { integer: true, min: 1 }),
+    )
+    .option(
+      "--tokens <n>",
+      `most tokens per synthetic request, in blocks of 16 (default ${DEFAULTS.tokens})`,
+      numberOption("--tokens", { integer: true, min: 1 }),
+    )
+    .option(
+      "--seed <n>",
+      `synthetic workload seed (default ${DEFAULTS.seed})`,
+      numberOption("--seed", { integer: true, min: 0 }),
+    )
+    .option(
+      "--concurrency <n>",
+      `requests in flight (default ${DEFAULTS.concurrency})`,
+      numberOption("--concurrency", { integer: true, min: 1 }),
+    )
+    .option("--log-dir <dir>", `forensic log directory (env LOG_DIR, default ${DEFAULTS.logDir})`)
+    .option(
+      "--log-file <name>",
+      `forensic log file name (env LOG_FILE, default ${DEFAULTS.logFile})`,
+    )
+    .option(
+      "--metrics-json <file>",
+      "metrics JSON, the Python tool's coverage.json keys and kvh's (default <log-dir>/coverage.json)",
+    )
+    .option(
+      "--metrics-prom <file>",
+      "Prometheus textfile (env METRICS_FILE, default <log-dir>/metrics.prom)",
+    )
+    .addOption(
+      new Option(
+        "--verify <mode>",
+        "read-back after each scrub: full, sample, or none (none is unverified: coverage reported as 0)",
+      ).choices(["full", "sample", "none"]).default("full"),
+    )
+    .option(
+      "--verify-samples <n>",
+      `positions read in sample mode (env KV_VERIFY_SAMPLES_DEFAULT, default ${DEFAULTS.verifySamples})`,
+      numberOption("--verify-samples", { integer: true, min: 1 }),
+    )
+    .option("--double-pass", "zero every buffer twice (env KV_DOUBLE_PASS_DEFAULT)")
+    .option(
+      "--ttl-sec <s>",
+      "buffer TTL from allocation; 0 or less quarantines at first use (env KV_DEFAULT_TTL_SEC, default none)",
+      numberOption("--ttl-sec"),
+    )
+    .option(
+      "--max-reuse <n>",
+      `hand-offs per buffer; 0 quarantines any reuse, negative is unlimited (env KV_DEFAULT_MAX_REUSE, default ${TRACE_DEFAULT_MAX_REUSE})`,
+      numberOption("--max-reuse", { integer: true }),
+    )
+    .option(
+      "--coverage-threshold <pct>",
+      `verified coverage a free needs, percent (env KV_COVERAGE_THRESHOLD, default ${DEFAULTS.coverageThreshold})`,
+      numberOption("--coverage-threshold", { min: 0 }),
+    )
+    .option("--hmac-key-file <file>", "HMAC key of the log, 0600 (env FORENSIC_HMAC_SECRET)")
+    .option("--json", "print the summary as one JSON document")
+    .action(async (flags) => {
+      await runAction(() => runTrace(flags));
+    });
+}
+
+async function runTrace(flags: TraceFlags): Promise<number> {
+  const logDir = flags.logDir ?? envString("LOG_DIR") ?? DEFAULTS.logDir;
+  const logFile = flags.logFile ?? envString("LOG_FILE") ?? DEFAULTS.logFile;
+  const metricsJson = flags.metricsJson ?? join(logDir, "coverage.json");
+  const metricsProm = flags.metricsProm ?? envString("METRICS_FILE") ??
+    join(logDir, "metrics.prom");
+  const coverageThreshold = flags.coverageThreshold ?? envNumber("KV_COVERAGE_THRESHOLD") ??
+    DEFAULTS.coverageThreshold;
+  if (coverageThreshold > 100) {
+    throw new KvhError(
+      "flag_invalid",
+      `Invalid --coverage-threshold: must be at most 100, got ${coverageThreshold}`,
+    );
+  }
+  const verifySamples = flags.verifySamples ?? envNumber("KV_VERIFY_SAMPLES_DEFAULT") ??
+    DEFAULTS.verifySamples;
+  const doublePass = flags.doublePass ?? envBoolean("KV_DOUBLE_PASS_DEFAULT") ?? false;
+  const ttlSec = flags.ttlSec ?? envNumber("KV_DEFAULT_TTL_SEC");
+  const maxReuse = flags.maxReuse ?? envNumber("KV_DEFAULT_MAX_REUSE") ?? TRACE_DEFAULT_MAX_REUSE;
+  if (!Number.isInteger(maxReuse)) {
+    throw new KvhError(
+      "env_invalid",
+      `Invalid KV_DEFAULT_MAX_REUSE: expected an integer, got ${maxReuse}`,
+    );
+  }
+  if (!Number.isInteger(verifySamples) || verifySamples < 1) {
+    throw new KvhError(
+      "env_invalid",
+      `Invalid KV_VERIFY_SAMPLES_DEFAULT: expected a positive integer, got ${verifySamples}`,
+    );
+  }
+  const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
+  const device = flags.device as DeviceChoice;
+  const keep: Deno.PermissionName[] = device === "cpu"
+    ? ["read", "write"]
+    : ["read", "write", "ffi"];
+  await revokePermissionsExcept(keep);
+
+  const workload = await openWorkload(flags);
+  const opened = await openSanitizer(device);
+  const log = await openForensicLog({
+    dir: logDir,
+    file: logFile,
+    hmacKey,
+    commitDelayMs: 2,
+    commitRecords: 256,
+    handleSignals: false,
+  });
+  const tracer = new CacheTracer({
+    sanitizer: opened.sanitizer,
+    audit: log,
+    coverageThresholdPct: coverageThreshold,
+    verify: flags.verify as VerifyMode,
+    verifySamples,
+    doublePass,
+    defaultMaxReuse: maxReuse,
+    defaultTtlSec: ttlSec,
+    anomalies: new AnomalyMonitor(),
+  });
+  if (opened.note) console.error(`kvh: ${opened.note}`);
+
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  const progress = startProgress(workload.total);
+  let summary: WorkloadSummary | undefined;
+  let failure: unknown;
+  try {
+    summary = await runWorkload(tracer, opened.sanitizer, workload.requests, {
+      concurrency: flags.concurrency ?? DEFAULTS.concurrency,
+      onProgress: progress.update,
+      signal: abort.signal,
+    });
+  } catch (error) {
+    failure = error;
+  } finally {
+    progress.stop();
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  // The evidence is written whatever happened: the log so far must still verify, and the
+  // metrics must say what was done before the failure.
+  try {
+    await tracer.close();
+  } finally {
+    await log.close();
+    await opened.sanitizer.close();
+  }
+  const metrics = tracer.metrics();
+  await writeEvidence(metricsJson, metricsProm, metrics);
+  if (failure !== undefined) throw failure;
+  if (abort.signal.aborted) {
+    throw new KvhError("interrupted", "Interrupted: stopped taking requests after SIGINT");
+  }
+  const files = {
+    log: join(logDir, logFile),
+    metrics_json: metricsJson,
+    metrics_prom: metricsProm,
+  };
+  if (flags.json) {
+    console.log(
+      JSON.stringify({ summary, device: opened.device, head: log.head, files, metrics }, null, 2),
+    );
+  } else {
+    console.log(formatSummary(summary!, metrics, opened.device, files, log.head?.seq));
+  }
+  return 0;
+}
+
+async function openWorkload(flags: TraceFlags): Promise<{
+  requests: Iterable<WorkloadRequest> | AsyncIterable<WorkloadRequest>;
+  total?: number;
+}> {
+  if (flags.workload === undefined) {
+    const requests = flags.requests ?? DEFAULTS.requests;
+    return {
+      requests: syntheticWorkload({
+        tenants: flags.tenants ?? DEFAULTS.tenants,
+        requests,
+        tokens: flags.tokens ?? DEFAULTS.tokens,
+        seed: flags.seed ?? DEFAULTS.seed,
+      }),
+      total: requests,
+    };
+  }
+  if (flags.workload === "-") return { requests: parseWorkload(Deno.stdin.readable, "-") };
+  try {
+    const file = await Deno.open(flags.workload, { read: true });
+    return { requests: parseWorkload(file.readable, flags.workload) };
+  } catch (error) {
+    throw new KvhError(
+      "workload_unreadable",
+      `Cannot read --workload ${flags.workload}: ${describeIoError(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+async function writeEvidence(jsonPath: string, promPath: string, metrics: MetricsSnapshot) {
+  for (
+    const [path, text] of [
+      [jsonPath, JSON.stringify(metrics, null, 2) + "\n"],
+      [promPath, toPrometheusText(metrics)],
+    ] as const
+  ) {
+    try {
+      await writeFileAtomic(path, text);
+    } catch (error) {
+      throw new KvhError("metrics_unwritable", `Cannot write ${path}: ${describeIoError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+// A bar on a terminal; otherwise a plain line every 10% (or every 1000 requests when the total
+// is unknown), so CI logs stay readable. Progress goes to stderr: stdout carries the result.
+function startProgress(total: number | undefined) {
+  if (Deno.stderr.isTerminal()) {
+    const bar = new cliProgress.SingleBar({
+      noTTYOutput: true,
+      stream: process.stderr,
+      format: total === undefined
+        ? "trace {value} requests"
+        : "trace [{bar}] {value}/{total} requests",
+      hideCursor: true,
+    }, cliProgress.Presets.shades_classic);
+    bar.start(total ?? 0, 0);
+    return { update: (done: number) => bar.update(done), stop: () => bar.stop() };
+  }
+  const step = total === undefined ? 1000 : Math.max(1, Math.ceil(total / 10));
+  return {
+    update: (done: number) => {
+      if (done % step === 0) {
+        console.error(`kvh trace: ${done}${total === undefined ? "" : `/${total}`} requests`);
+      }
+    },
+    stop: () => {},
+  };
+}
+
+function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function formatSummary(
+  summary: WorkloadSummary,
+  metrics: MetricsSnapshot,
+  device: string,
+  files: { log: string; metrics_json: string; metrics_prom: string },
+  headSeq: number | undefined,
+): string {
+  const scrubSeconds = metrics.sanitize_duration_seconds.sum;
+  const rate = scrubSeconds > 0 ? metrics.scrubbed_bytes_total / scrubSeconds / 1e9 : 0;
+  const quarantines = Object.entries(metrics.quarantines_by_reason).filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`).join(", ");
+  const coverage = metrics.coverage_verified
+    ? `min ${metrics.min_coverage_pct.toFixed(3)}%  avg ${metrics.avg_coverage_pct.toFixed(3)}%`
+    : "unverified (--verify none): reported as 0";
+  const rows: Array<[string, string]> = [
+    ["device", `${device}, verify ${metrics.verify_mode}`],
+    [
+      "requests",
+      `${summary.requests} (${summary.completed} completed, ${summary.failed} failed, ` +
+      `${summary.reused} on a reused buffer) in ${(summary.elapsedMs / 1000).toFixed(2)} s`,
+    ],
+    ["bytes scrubbed", `${bytes(metrics.scrubbed_bytes_total)} at ${rate.toFixed(1)} GB/s`],
+    ["quarantines", `${metrics.quarantine_count}${quarantines ? ` (${quarantines})` : ""}`],
+    ["coverage", `${coverage} (threshold ${metrics.threshold_pct}%)`],
+    [
+      "scrub time",
+      `p50 ${metrics.sanitize_duration_p50_ms.toFixed(3)} ms  p95 ${
+        metrics.sanitize_duration_p95_ms.toFixed(3)
+      } ms`,
+    ],
+    ["leaks detected", String(metrics.leaks_detected_total)],
+    ["anomalies", String(metrics.anomalies_total)],
+    ["forensic log", `${files.log}${headSeq === undefined ? "" : ` (head seq ${headSeq})`}`],
+    ["metrics", `${files.metrics_json}, ${files.metrics_prom}`],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n");
+}
