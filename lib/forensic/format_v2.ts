@@ -259,6 +259,9 @@ function checkScalar(value: unknown): void {
     case "boolean":
     case "undefined":
       return;
+    case "object":
+      if (value === null) return;
+      break;
     default:
       throw new TypeError(`Cannot serialise a value of type ${typeof value}`);
   }
