@@ -1,0 +1,425 @@
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const FIXTURES = `${ROOT}tests/gate/fixtures/`;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function kvh(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cli/main.ts`, ...args],
+    env: { NO_COLOR: "", ...env },
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+function fixture(name: string): string {
+  return `${FIXTURES}${name}.json.txt`;
+}
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const STRICT = ["--coverage-min", "99.9", "--unsanitized-max", "0", "--quarantine-max", "0"];
+
+Deno.test("kvh gate answers the Python tool's gate inputs as INDEX.md says", async () => {
+  const expected: Record<string, number> = {
+    "pass": 0,
+    "boundary-equal": 0,
+    "nested-metrics": 0,
+    "fail-coverage": 2,
+    "fail-quarantine": 2,
+    "fail-unsanitized": 2,
+    "malformed": 1,
+    "empty": 1,
+  };
+  const results = await Promise.all(
+    Object.keys(expected).map(async (
+      name,
+    ) => [name, (await kvh(["gate", fixture(name), ...STRICT])).code]),
+  );
+  assert.deepEqual(Object.fromEntries(results), expected);
+});
+
+Deno.test("kvh gate prints one row per check and the verdict, without colour off a TTY", async () => {
+  const run = await kvh(["gate", fixture("fail-quarantine"), "--sanitize-p95-ms-max", "60"]);
+  assert.equal(run.code, 2);
+  assert.ok(!run.stdout.includes("\x1b["), "no ANSI escapes");
+  const lines = run.stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^check\s+threshold\s+actual\s+result$/);
+  assert.match(lines[1]!, /^coverage_pct\s+>= 99\.9\s+100\s+pass$/);
+  assert.match(lines[3]!, /^quarantine_count\s+<= 0\s+1\s+FAIL$/);
+  assert.match(lines[4]!, /^sanitize_duration_p95_ms\s+<= 60\s+64\.6\s+FAIL$/);
+  assert.equal(lines.at(-1), "verdict: FAIL");
+});
+
+Deno.test("kvh gate --json prints the Python-compatible verdict as one document", async () => {
+  const run = await kvh(["gate", fixture("fail-coverage"), "--json", "--reuse-rate-max", "0.5"]);
+  assert.equal(run.code, 2);
+  const verdict = JSON.parse(run.stdout);
+  assert.equal(verdict.schema, 1);
+  assert.equal(verdict.pass, false);
+  assert.deepEqual(verdict.failures, [{
+    metric: "coverage_pct",
+    actual: 99.5,
+    expected_min: 99.9,
+  }]);
+  assert.deepEqual(verdict.thresholds, {
+    coverage_pct_min: 99.9,
+    unsanitized_regions_max: 0,
+    quarantine_count_max: 0,
+    reuse_rate_max: 0.5,
+    sanitize_p95_ms_max: null,
+  });
+  assert.equal(verdict.metrics.total_buffers, 3);
+  assert.equal(verdict.checks.length, 4);
+  assert.equal(typeof verdict.ts, "number");
+});
+
+Deno.test("kvh gate fails a coverage minimum above the measured value", async () => {
+  assert.equal((await kvh(["gate", fixture("pass"), "--coverage-min", "100.01"])).code, 2);
+  assert.equal((await kvh(["gate", fixture("pass"), "--coverage-min=100"])).code, 0);
+});
+
+Deno.test("kvh gate takes the coverage minimum from KV_COVERAGE_THRESHOLD unless a flag is given", async () => {
+  assert.equal(
+    (await kvh(["gate", fixture("boundary-equal")], { KV_COVERAGE_THRESHOLD: "99.95" })).code,
+    2,
+  );
+  assert.equal(
+    (await kvh(["gate", fixture("boundary-equal"), "--coverage-min", "99"], {
+      KV_COVERAGE_THRESHOLD: "99.95",
+    }))
+      .code,
+    0,
+  );
+  const bad = await kvh(["gate", fixture("pass")], { KV_COVERAGE_THRESHOLD: "high" });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /Invalid KV_COVERAGE_THRESHOLD/);
+});
+
+Deno.test("kvh gate refuses bad flag values and conflicting p95 aliases", async () => {
+  for (
+    const args of [
+      ["--quarantine-max", "0.5"],
+      ["--unsanitized-max", "-1"],
+      ["--coverage-min", "abc"],
+      ["--p95-max-ms", "5", "--sanitize-p95-ms-max", "6"],
+      ["--hmac-key-file", "key"],
+      ["--test-report", "report.xml"],
+    ]
+  ) {
+    const run = await kvh(["gate", fixture("pass"), ...args]);
+    assert.equal(run.code, 1, args.join(" "));
+    assert.match(run.stderr, /^kvh: (Invalid|Conflicting) --/);
+  }
+});
+
+Deno.test("kvh gate refuses metrics that are not numbers it understands", async () => {
+  await withTempDir(async (dir) => {
+    const cases: Record<string, string> = {
+      "nan": '{"min_coverage_pct": NaN, "unsanitized_regions_count": 0, "quarantine_count": 0}',
+      "string":
+        '{"min_coverage_pct": "100", "unsanitized_regions_count": 0, "quarantine_count": 0}',
+      "negative":
+        '{"min_coverage_pct": 100, "unsanitized_regions_count": -1, "quarantine_count": 0}',
+      "fraction":
+        '{"min_coverage_pct": 100, "unsanitized_regions_count": 0, "quarantine_count": 0.5}',
+      "null": '{"min_coverage_pct": 100, "unsanitized_regions_count": 0, "quarantine_count": null}',
+      "missing": '{"min_coverage_pct": 100, "unsanitized_regions_count": 0}',
+      "array": "[]",
+    };
+    for (const [name, text] of Object.entries(cases)) {
+      await Deno.writeTextFile(`${dir}/${name}.json`, text);
+      const run = await kvh(["gate", `${dir}/${name}.json`]);
+      assert.equal(run.code, 1, name);
+      assert.equal(run.stdout, "", name);
+      assert.match(run.stderr, /^kvh: (Malformed metrics|Missing metric)/, name);
+    }
+    const missing = await kvh(["gate", `${dir}/absent.json`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Cannot read metrics .*absent\.json: not found/);
+    const none = await kvh(["gate"]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /Missing metrics file/);
+  });
+});
+
+Deno.test("kvh gate applies a policy file, and flags override it", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/policy.json`,
+      '{"quarantine_count_max": 1, "sanitize_p95_ms_max": 60}',
+    );
+    const viaPolicy = await kvh([
+      "gate",
+      fixture("fail-quarantine"),
+      "--policy",
+      `${dir}/policy.json`,
+      "--json",
+    ]);
+    assert.equal(viaPolicy.code, 2);
+    assert.deepEqual(
+      JSON.parse(viaPolicy.stdout).failures.map((f: { metric: string }) => f.metric),
+      [
+        "sanitize_duration_p95_ms",
+      ],
+    );
+    const overridden = await kvh([
+      "gate",
+      fixture("fail-quarantine"),
+      "--policy",
+      `${dir}/policy.json`,
+      "--p95-max-ms",
+      "65",
+    ]);
+    assert.equal(overridden.code, 0);
+  });
+});
+
+Deno.test("kvh gate refuses a policy with unknown keys, naming the key", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/policy.json`, '{"coverage_min": 99.9}');
+    const run = await kvh(["gate", fixture("pass"), "--policy", `${dir}/policy.json`]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /Invalid policy .*policy\.json: unknown key "coverage_min"/);
+  });
+});
+
+Deno.test("kvh gate --out writes the verdict 0600 and creates missing directories", async () => {
+  await withTempDir(async (dir) => {
+    const run = await kvh(
+      ["gate", fixture("fail-unsanitized"), "--out", "forensics/verdict.json"],
+      {},
+      dir,
+    );
+    assert.equal(run.code, 2);
+    const path = `${dir}/forensics/verdict.json`;
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    const verdict = JSON.parse(await Deno.readTextFile(path));
+    assert.deepEqual(verdict.failures, [{
+      metric: "unsanitized_regions_count",
+      actual: 1,
+      expected_max: 0,
+    }]);
+  });
+});
+
+Deno.test("kvh gate --require-verified passes a verified log and fails a tampered one", async () => {
+  const ok = await kvh([
+    "gate",
+    fixture("pass"),
+    "--require-verified",
+    `${FIXTURES}plain/kv_cache.log`,
+  ]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(
+    ok.stdout,
+    /log_verified\s+>= verified\s+verified \(.*plain\/kv_cache\.log\)\s+pass/,
+  );
+  const tampered = await kvh([
+    "gate",
+    fixture("pass"),
+    "--json",
+    "--require-verified",
+    `${FIXTURES}tampered-edit/kv_cache.log`,
+  ]);
+  assert.equal(tampered.code, 2);
+  const verdict = JSON.parse(tampered.stdout);
+  assert.equal(verdict.failures[0].metric, "log_verified");
+  assert.equal(verdict.verification.ok, false);
+  assert.equal(verdict.verification.failure.line, 13);
+  const text = await kvh([
+    "gate",
+    fixture("pass"),
+    "--require-verified",
+    `${FIXTURES}tampered-edit/kv_cache.log`,
+  ]);
+  assert.match(text.stdout, /^log: hash_mismatch at kv_cache\.log:13: /m);
+  const missing = await kvh([
+    "gate",
+    fixture("pass"),
+    "--require-verified",
+    `${FIXTURES}absent/kv_cache.log`,
+  ]);
+  assert.equal(missing.code, 1);
+});
+
+Deno.test("kvh gate --require-verified checks MACs with --hmac-key-file", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/key`, await Deno.readFile(`${FIXTURES}hmac/secret.txt`), {
+      mode: 0o600,
+    });
+    await Deno.writeTextFile(`${dir}/wrong`, "not-the-key", { mode: 0o600 });
+    const log = `${FIXTURES}hmac/kv_cache.log`;
+    const good = await kvh([
+      "gate",
+      fixture("pass"),
+      "--json",
+      "--require-verified",
+      log,
+      "--hmac-key-file",
+      `${dir}/key`,
+    ]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(JSON.parse(good.stdout).verification.mac_checked, true);
+    const wrong = await kvh([
+      "gate",
+      fixture("pass"),
+      "--require-verified",
+      log,
+      "--hmac-key-file",
+      `${dir}/wrong`,
+    ]);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stdout, /mac_mismatch/);
+  });
+});
+
+Deno.test("kvh gate --evidence writes a bundle that sha256sum -c verifies", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/report.xml`, "<testsuites/>\n");
+    const bundle = `${dir}/evidence`;
+    const run = await kvh([
+      "gate",
+      fixture("pass"),
+      "--evidence",
+      bundle,
+      "--test-report",
+      `${dir}/report.xml`,
+      "--require-verified",
+      `${FIXTURES}plain/kv_cache.log`,
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const names = [];
+    for await (const entry of Deno.readDir(bundle)) names.push(entry.name);
+    assert.deepEqual(names.sort(), [
+      "MANIFEST.sha256",
+      "metrics.json",
+      "test-report.xml",
+      "verdict.json",
+      "verification.json",
+    ]);
+    assert.deepEqual(
+      await Deno.readFile(`${bundle}/metrics.json`),
+      await Deno.readFile(fixture("pass")),
+    );
+    assert.equal(JSON.parse(await Deno.readTextFile(`${bundle}/verification.json`)).ok, true);
+    const check = await new Deno.Command("sha256sum", {
+      args: ["-c", "MANIFEST.sha256"],
+      cwd: bundle,
+    }).output();
+    assert.ok(check.success);
+    assert.equal(new TextDecoder().decode(check.stdout).trim().split("\n").length, 4);
+    const again = await kvh(["gate", fixture("pass"), "--evidence", bundle]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /Refusing evidence .*already exists/);
+  });
+});
+
+Deno.test("kvh gate --evidence records a failing gate too and still exits 2", async () => {
+  await withTempDir(async (dir) => {
+    const run = await kvh(["gate", fixture("fail-coverage"), "--evidence", `${dir}/e`]);
+    assert.equal(run.code, 2);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/e/verdict.json`)).pass, false);
+    const missingReport = await kvh([
+      "gate",
+      fixture("pass"),
+      "--evidence",
+      `${dir}/f`,
+      "--test-report",
+      `${dir}/absent.xml`,
+    ]);
+    assert.equal(missingReport.code, 1);
+    assert.match(missingReport.stderr, /Cannot read --test-report/);
+    await assert.rejects(Deno.stat(`${dir}/f`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("kvh gate falls back to commander for help and unusual arguments", async () => {
+  const help = await kvh(["gate", "--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const flag of [
+      "--coverage-min",
+      "--sanitize-p95-ms-max",
+      "--policy",
+      "--evidence",
+      "--test-report",
+    ]
+  ) {
+    assert.match(help.stdout, new RegExp(flag));
+  }
+  assert.match(help.stdout, /python tools\/eviction_checker\.py/);
+  const unknown = await kvh(["gate", fixture("pass"), "--bogus"]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /unknown option '--bogus'/);
+  const viaCommander = await kvh([
+    "gate",
+    "--json",
+    "--quarantine-max",
+    "1",
+    "--",
+    fixture("fail-quarantine"),
+  ]);
+  assert.equal(viaCommander.code, 0, viaCommander.stderr);
+  assert.equal(JSON.parse(viaCommander.stdout).thresholds.quarantine_count_max, 1);
+  const failing = await kvh(["gate", "--", fixture("fail-quarantine")]);
+  assert.equal(failing.code, 2);
+  const twoFiles = await kvh(["gate", fixture("pass"), fixture("pass")]);
+  assert.equal(twoFiles.code, 1);
+});
+
+interface InfoModule {
+  specifier: string;
+  dependencies?: { specifier: string; code?: { specifier: string }; isDynamic?: boolean }[];
+}
+
+Deno.test("kvh gate loads no npm package, server, GPU or tracer module up front", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${ROOT}cli/main.ts`],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const info = JSON.parse(new TextDecoder().decode(output.stdout)) as { modules: InfoModule[] };
+  const modules = new Map(info.modules.map((module) => [module.specifier, module]));
+  const mainUrl = new URL("cli/main.ts", `file://${ROOT}`).href;
+  const gateUrl = new URL("cli/gate.ts", `file://${ROOT}`).href;
+  const staticClosure = new Set<string>();
+  const visit = (url: string) => {
+    if (staticClosure.has(url)) return;
+    staticClosure.add(url);
+    for (const dependency of modules.get(url)?.dependencies ?? []) {
+      const target = dependency.code?.specifier;
+      if (target !== undefined && !dependency.isDynamic) visit(target);
+    }
+  };
+  visit(mainUrl);
+  visit(gateUrl);
+  const loaded = [...staticClosure];
+  assert.ok(loaded.includes(gateUrl));
+  assert.deepEqual(loaded.filter((url) => !url.startsWith("file:")), []);
+  assert.deepEqual(
+    loaded.filter((url) => /\/(lib\/(server|tracer|sanitize|metrics)|ffi)\//.test(url)),
+    [],
+  );
+});
