@@ -1,7 +1,8 @@
 /**
  * Anomaly detection over streams of values — what the Python tool's activation logger does
  * (reference §8), without its two flaws (§12 W10): each value is scored against the baseline
- * *before* it joins it, so a spike cannot hide itself, and anomalies are never dropped by the
+ * *before* it joins it (anomalies never join it), so a spike cannot hide itself, and anomalies
+ * are never dropped by the
  * rate limit (suppressed ones are counted and reported with the next report).
  *
  * @module
@@ -118,7 +119,8 @@ export class AnomalyMonitor {
   }
 
   /**
-   * Scores one observation against the stream's baseline, then adds it to the baseline.
+   * Scores one observation against the stream's baseline, then adds it to the baseline unless
+   * it is anomalous.
    *
    * @param stream Stream name (a layer, or a scrub size class).
    * @param value One value, or a tensor's mean and max.
@@ -146,12 +148,14 @@ export class AnomalyMonitor {
       if (z > zThreshold) rule = "z";
       else if (max > baselineMean + maxFactor * spread) rule = "max";
     }
-    state.count++;
-    const delta = mean - state.mean;
-    state.mean += delta / state.count;
-    state.m2 += delta * (mean - state.mean);
-
     const anomalous = rule !== null;
+    // Anomalies stay out of the baseline, so a burst of them cannot make itself normal.
+    if (!anomalous) {
+      state.count++;
+      const delta = mean - state.mean;
+      state.mean += delta / state.count;
+      state.m2 += delta * (mean - state.mean);
+    }
     let report = false;
     let suppressed = 0;
     if (anomalous) {

@@ -171,7 +171,7 @@ Deno.test("CacheTracer.reuse() detects another tenant's bytes written after the 
   const error = await tracer.reuse(handle, B).catch((e) => e);
   assert.ok(error instanceof PolicyViolationError);
   assert.equal(error.reason, "leak_detected");
-  const leak = audit.events.find((e) => e.event === "leak")!;
+  const leak = audit.events.find((e) => e.event === "leak_detected")!;
   assert.equal(leak.critical, true);
   assert.equal(leak.fields.nonzero_bytes, 1);
   assert.equal(tracer.metrics().leaks_detected_total, 1);
