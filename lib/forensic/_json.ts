@@ -39,6 +39,8 @@ const NUMBER_GRAMMAR = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?
 // Set while the parser builds values it has already validated, so the public constructors can
 // check their input without slowing the hot path down.
 let trusted = false;
+// Reads JsonObject's private #plain flag for hasPlainStrings; assigned in its static block.
+let readPlain: (object: JsonObject) => boolean;
 
 /** A JSON number, kept exactly as written so no digit is lost before re-serialisation. */
 export class JsonNumber {
@@ -68,15 +70,20 @@ export class JsonNumber {
   }
 }
 
-// Below this many members, a linear scan beats building a Map (records have ~15-20 members and
-// the verifier reads the last few).
-const LINEAR_LIMIT = 16;
+// Up to this many members, a linear scan beats building a Map or Set (records have ~15-25
+// members, and the verifier reads the last few).
+const LINEAR_LIMIT = 32;
 
 /** A JSON object whose members keep their file order; keys are unique. */
 export class JsonObject {
   /** Members in file order. */
   readonly entries: ReadonlyArray<readonly [string, JsonValue]>;
   #index: Map<string, JsonValue> | undefined;
+  #plain: boolean;
+
+  static {
+    readPlain = (object) => object.#plain;
+  }
 
   /**
    * Wraps members.
@@ -95,6 +102,7 @@ export class JsonObject {
       }
     }
     this.entries = entries;
+    this.#plain = trusted && plainStrings;
   }
 
   /**
@@ -137,6 +145,20 @@ export class JsonObject {
     this.#index ??= new Map(this.entries);
     return this.#index;
   }
+}
+
+/**
+ * Tells whether no string in `object` (keys included, at any depth) needs escaping in JSON
+ * output: true only for objects {@linkcode parseJson} made from a text without any backslash or
+ * control character, whose strings were therefore sliced verbatim from the text (a `"` would
+ * have ended them) and are well-formed. Lets the v1 canonicaliser skip escaping. The parser's
+ * output must not be mutated for this to hold.
+ *
+ * @param object A parsed object.
+ * @returns `true` when every string can be written between quotes as it is.
+ */
+export function hasPlainStrings(object: JsonObject): boolean {
+  return readPlain(object);
 }
 
 /** Options of {@linkcode JsonParseError}. */
@@ -193,6 +215,10 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): JsonVal
   nonFinite = allowNonFinite;
   if (text.charCodeAt(0) === 0xfeff) fail("unexpected byte order mark", 0);
   if (!text.isWellFormed()) fail("lone surrogate", firstLoneSurrogate(text));
+  hasControl = CONTROL.test(text);
+  nextBackslash = text.indexOf("\\");
+  plainStrings = nextBackslash < 0 && !hasControl;
+  if (nextBackslash < 0) nextBackslash = text.length;
   trusted = true;
   try {
     skipWhitespace();
@@ -211,6 +237,16 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): JsonVal
 let src = "";
 let pos = 0;
 let nonFinite = false;
+// Index of the next backslash at or after the current string, or src.length: found with the
+// native indexOf and reused until passed, so strings without escapes are never scanned in JS.
+let nextBackslash = 0;
+// Whether the text holds any C0 control character; only then must strings be scanned in JS.
+let hasControl = false;
+// Whether the text has neither backslashes nor control characters (see hasPlainStrings).
+let plainStrings = false;
+
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u001f]/;
 
 function fail(what: string, offset: number): never {
   throw new JsonParseError(`Invalid JSON at offset ${offset}: ${what}`, offset);
@@ -318,6 +354,18 @@ function parseNumber(): JsonNumber {
 
 function parseString(): string {
   const start = ++pos;
+  if (!hasControl) {
+    const end = src.indexOf('"', start);
+    if (end < 0) fail("unterminated string", start - 1);
+    if (nextBackslash < start) {
+      nextBackslash = src.indexOf("\\", start);
+      if (nextBackslash < 0) nextBackslash = src.length;
+    }
+    if (nextBackslash > end) {
+      pos = end + 1;
+      return src.slice(start, end);
+    }
+  }
   for (;;) {
     const c = src.charCodeAt(pos);
     if (c === 0x22) return src.slice(start, pos++);
@@ -447,6 +495,8 @@ function parseObject(depth: number): JsonObject {
   pos++;
   const entries: [string, JsonValue][] = [];
   let keys: Set<string> | undefined;
+  let seenLow = 0;
+  let seenHigh = 0;
   skipWhitespace();
   if (src.charCodeAt(pos) === 0x7d) {
     pos++;
@@ -463,9 +513,18 @@ function parseObject(depth: number): JsonObject {
       if (keys.has(key)) duplicate(key, keyAt);
       keys.add(key);
     } else {
-      for (let i = 0; i < entries.length; i++) {
-        if (entries[i]![0] === key) duplicate(key, keyAt);
+      // A 64-bit filter on (length, first, last character) rules out most keys without
+      // touching earlier ones; comparing lengths first skips V8's string comparison builtin.
+      const length = key.length;
+      const bit = (length * 31 + key.charCodeAt(0) + key.charCodeAt(length - 1) * 7) & 63;
+      if (bit < 32 ? (seenLow & (1 << bit)) !== 0 : (seenHigh & (1 << (bit - 32))) !== 0) {
+        for (let i = 0; i < entries.length; i++) {
+          const other = entries[i]![0];
+          if (other.length === length && other === key) duplicate(key, keyAt);
+        }
       }
+      if (bit < 32) seenLow |= 1 << bit;
+      else seenHigh |= 1 << (bit - 32);
       if (entries.length >= LINEAR_LIMIT) {
         keys = new Set(entries.map((entry) => entry[0]));
         keys.add(key);

@@ -29,7 +29,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { JsonNumber, JsonObject, type JsonValue } from "./_json.ts";
+import { hasPlainStrings, JsonNumber, JsonObject, type JsonValue } from "./_json.ts";
 
 /** The `prev_hash` of the first line of every v1 file. */
 export const GENESIS_V1 = "GENESIS";
@@ -43,7 +43,7 @@ export const GENESIS_V1 = "GENESIS";
  * @throws {TypeError} When a string holds a lone surrogate (Python cannot encode it).
  */
 export function canonicalV1(value: JsonValue): string {
-  return writeValue(value, true, ",", ":");
+  return canonicalValue(value, value instanceof JsonObject && hasPlainStrings(value));
 }
 
 /** What {@linkcode checkV1Record} computed for one record. */
@@ -77,7 +77,8 @@ export function checkV1Record(record: JsonObject, key?: Uint8Array): V1RecordChe
   const currField = record.get("curr_hash");
   const currHash = typeof currField === "string" ? currField : undefined;
   const hasMac = record.has("hmac");
-  const message = (prevHash ?? "") + writeEntries(withoutSeal(record.entries), true, ",", ":");
+  const canonical = canonicalObject(record.entries, hasPlainStrings(record), true);
+  const message = (prevHash ?? "") + canonical;
   const computedHash = sha256Hex(message);
   let macOk: boolean | undefined;
   if (hasMac && key !== undefined && key.length > 0) {
@@ -153,11 +154,11 @@ export function sealV1Record(
   }
   if (!given.has("trace_id")) entries.push(["trace_id", crypto.randomUUID()]);
   entries.push(["prev_hash", prevHash]);
-  const message = prevHash + writeEntries(entries, true, ",", ":");
+  const message = prevHash + canonicalObject(entries, false, false);
   const currHash = sha256Hex(message);
   entries.push(["curr_hash", currHash]);
   if (key !== undefined && key.length > 0) entries.push(["hmac", hmacHex(key, message)]);
-  return { line: writeEntries(entries, false, ", ", ": "), currHash };
+  return { line: lineObject(entries), currHash };
 }
 
 /**
@@ -188,12 +189,6 @@ export function pythonFloatRepr(x: number): string {
   return `${text.slice(0, e)}e${sign}${digits.length === 1 ? "0" + digits : digits}`;
 }
 
-function withoutSeal(
-  entries: ReadonlyArray<readonly [string, JsonValue]>,
-): ReadonlyArray<readonly [string, JsonValue]> {
-  return entries.filter((entry) => entry[0] !== "curr_hash" && entry[0] !== "hmac");
-}
-
 function canonicalNumber(raw: string): string {
   // Integers (and the non-finite tokens, which contain none of '.', 'e', 'E') print as written;
   // Python's int("-0") is 0.
@@ -213,40 +208,105 @@ function quote(text: string): string {
   return JSON.stringify(text);
 }
 
-function writeValue(value: JsonValue, sorted: boolean, comma: string, colon: string): string {
-  if (typeof value === "string") return quote(value);
+// `plain`: no string in the value needs escaping (see hasPlainStrings), so strings are written
+// between quotes as they are; this skips two native calls per string on the verify hot path.
+function canonicalValue(value: JsonValue, plain: boolean): string {
+  if (typeof value === "string") return plain ? '"' + value + '"' : quote(value);
   if (value instanceof JsonNumber) return canonicalNumber(value.raw);
-  if (value instanceof JsonObject) return writeEntries(value.entries, sorted, comma, colon);
+  if (value instanceof JsonObject) return canonicalObject(value.entries, plain, false);
   if (Array.isArray(value)) {
     if (value.length === 0) return "[]";
-    let out = "[" + writeValue(value[0]!, sorted, comma, colon);
-    for (let i = 1; i < value.length; i++) {
-      out += comma + writeValue(value[i]!, sorted, comma, colon);
-    }
+    let out = "[" + canonicalValue(value[0]!, plain);
+    for (let i = 1; i < value.length; i++) out += "," + canonicalValue(value[i]!, plain);
     return out + "]";
   }
   return value === null ? "null" : value ? "true" : "false";
 }
 
-function writeEntries(
+function canonicalObject(
   entries: ReadonlyArray<readonly [string, JsonValue]>,
-  sorted: boolean,
-  comma: string,
-  colon: string,
+  plain: boolean,
+  skipSeal: boolean,
 ): string {
-  if (entries.length === 0) return "{}";
-  const ordered = sorted ? [...entries].sort(compareEntries) : entries;
+  const order = sortedOrder(entries, skipSeal);
+  if (order.length === 0) return "{}";
   let out = "{";
-  for (let i = 0; i < ordered.length; i++) {
-    const [name, value] = ordered[i]!;
-    if (i > 0) out += comma;
-    out += quote(name) + colon + writeValue(value, sorted, comma, colon);
+  for (let i = 0; i < order.length; i++) {
+    const [name, value] = entries[order[i]!]!;
+    if (i > 0) out += ",";
+    out += (plain ? '"' + name + '":' : quote(name) + ":") + canonicalValue(value, plain);
   }
   return out + "}";
 }
 
-function compareEntries(a: readonly [string, JsonValue], b: readonly [string, JsonValue]): number {
-  return compareCodePoints(a[0], b[0]);
+// Sorting ~20 keys with a JavaScript comparator costs more than the rest of canonicalisation,
+// and a log repeats a handful of key sequences (one per event type), so the sorted order is
+// memoised per key sequence. Lookup: a cheap hash of the sequence, then an exact comparison.
+interface Shape {
+  keys: string[];
+  skipSeal: boolean;
+  order: number[];
+}
+const SHAPE_MIN_KEYS = 6;
+const SHAPE_CACHE_LIMIT = 4096;
+const shapes = new Map<number, Shape[]>();
+let shapeCount = 0;
+
+function sortedOrder(
+  entries: ReadonlyArray<readonly [string, JsonValue]>,
+  skipSeal: boolean,
+): number[] {
+  const n = entries.length;
+  if (n < SHAPE_MIN_KEYS) return sortOrder(entries, skipSeal);
+  let hash = n;
+  for (let i = 0; i < n; i++) {
+    const key = entries[i]![0];
+    hash = (hash * 31 + key.length * 7 + key.charCodeAt(0) + key.charCodeAt(key.length - 1)) | 0;
+  }
+  const bucket = shapes.get(hash);
+  if (bucket !== undefined) {
+    search: for (const shape of bucket) {
+      if (shape.skipSeal !== skipSeal || shape.keys.length !== n) continue;
+      for (let i = 0; i < n; i++) if (shape.keys[i] !== entries[i]![0]) continue search;
+      return shape.order;
+    }
+  }
+  const order = sortOrder(entries, skipSeal);
+  if (shapeCount >= SHAPE_CACHE_LIMIT) {
+    shapes.clear();
+    shapeCount = 0;
+  }
+  const shape = { keys: entries.map((entry) => entry[0]), skipSeal, order };
+  if (bucket !== undefined && shapes.has(hash)) bucket.push(shape);
+  else shapes.set(hash, [shape]);
+  shapeCount++;
+  return order;
+}
+
+function sortOrder(
+  entries: ReadonlyArray<readonly [string, JsonValue]>,
+  skipSeal: boolean,
+): number[] {
+  const order: number[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const key = entries[i]![0];
+    if (!skipSeal || (key !== "curr_hash" && key !== "hmac")) order.push(i);
+  }
+  return order.sort((a, b) => compareCodePoints(entries[a]![0], entries[b]![0]));
+}
+
+// The on-disk line: insertion order, Python's default separators. Not on a hot path.
+function lineValue(value: JsonValue): string {
+  if (typeof value === "string") return quote(value);
+  if (value instanceof JsonNumber) return canonicalNumber(value.raw);
+  if (value instanceof JsonObject) return lineObject(value.entries);
+  if (Array.isArray(value)) return "[" + value.map(lineValue).join(", ") + "]";
+  return value === null ? "null" : value ? "true" : "false";
+}
+
+function lineObject(entries: ReadonlyArray<readonly [string, JsonValue]>): string {
+  return "{" + entries.map(([name, value]) => quote(name) + ": " + lineValue(value)).join(", ") +
+    "}";
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
+  hasPlainStrings,
   JsonNumber,
   JsonObject,
   JsonParseError,
@@ -99,7 +100,7 @@ Deno.test("parseJson() rejects a duplicate key in an object with many members", 
   assert.equal(value.has("k0"), true);
   assert.equal(value.has("k40"), false);
   assert.equal(value.get("k40"), undefined);
-  for (const at of [3, 20, 39]) {
+  for (const at of [3, 20, 33, 39]) {
     const text = `{${[...members, `"k${at}": 0`].join(",")}}`;
     assert.equal(parseError(text).duplicateKey, `k${at}`);
   }
@@ -215,4 +216,14 @@ Deno.test("JsonParseError shortens very long duplicate keys in its message", () 
   assert.ok(error.message.length < 120, error.message);
   assert.ok(error instanceof SyntaxError);
   assert.equal(error.name, "JsonParseError");
+});
+
+Deno.test("hasPlainStrings() is true only for parsed text without backslashes or controls", () => {
+  const plain = parseJson('{"a": ["é 😀", {"b": "c"}]}') as JsonObject;
+  assert.equal(hasPlainStrings(plain), true);
+  const nested = ((plain.get("a") as JsonValue[])[1]) as JsonObject;
+  assert.equal(hasPlainStrings(nested), true);
+  assert.equal(hasPlainStrings(parseJson('{"a": "\\u0041"}') as JsonObject), false);
+  assert.equal(hasPlainStrings(parseJson('{"a":\t"b"}') as JsonObject), false);
+  assert.equal(hasPlainStrings(new JsonObject([["a", "b"]])), false);
 });
