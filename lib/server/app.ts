@@ -136,7 +136,13 @@ export function createApp(options: CreateAppOptions): Hono {
 
   function limits(raw: Request): Response | null {
     let size = raw.url.length;
-    for (const [name, value] of raw.headers) size += name.length + value.length + 4;
+    let length: string | null = null;
+    let chunked = false;
+    for (const [name, value] of raw.headers) {
+      size += name.length + value.length + 4;
+      if (name === "content-length") length = value;
+      else if (name === "transfer-encoding") chunked = true;
+    }
     if (size > maxHeaderBytes) {
       counts.headersTooLarge++;
       return new Response("Request Header Fields Too Large\n", {
@@ -144,14 +150,15 @@ export function createApp(options: CreateAppOptions): Hono {
         headers: TEXT_HEADERS,
       });
     }
-    if (raw.body !== null) {
-      const length = raw.headers.get("content-length");
-      // No length (chunked) counts as too large: the server never reads a body, so it will not
-      // stream one of unknown size either.
-      if (length === null || !/^[0-9]{1,15}$/.test(length) || Number(length) > maxBodyBytes) {
-        counts.bodyTooLarge++;
-        return new Response("Content Too Large\n", { status: 413, headers: TEXT_HEADERS });
-      }
+    // Headers, not `raw.body`, decide: Deno.serve hands a GET no body stream even when the
+    // client sent one. A body of unknown length (chunked) counts as too large, since the
+    // server never reads one and will not wait for one either.
+    if (
+      chunked || (length === null && raw.body !== null) ||
+      (length !== null && (!/^[0-9]{1,15}$/.test(length) || Number(length) > maxBodyBytes))
+    ) {
+      counts.bodyTooLarge++;
+      return new Response("Content Too Large\n", { status: 413, headers: TEXT_HEADERS });
     }
     return null;
   }
