@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { verifyLog } from "../../lib/forensic/mod.ts";
+
+const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
+
+async function kvh(
+  args: string[],
+  options: { cwd: string; stdin?: string; env?: Record<string, string> },
+) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr),
+  };
+}
+
+async function withDir(fn: (dir: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const promtool = await Deno.stat("/usr/bin/promtool").then(() => true).catch(() => false);
+
+Deno.test("kvh trace with no arguments writes verified evidence with zero quarantines", async () => {
+  await withDir(async (dir) => {
+    const { code, stdout, stderr } = await kvh(["trace", "--requests", "120"], { cwd: dir });
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^requests\s+120 \(120 completed, 0 failed/m);
+    assert.match(stdout, /^quarantines\s+0$/m);
+    assert.match(stderr, /kvh trace: 120\/120 requests/);
+    const report = await verifyLog(`${dir}/forensics/kv_cache.log`);
+    assert.equal(report.ok, true, JSON.stringify(report.failure));
+    assert.ok(report.records > 400);
+    const metrics = JSON.parse(await Deno.readTextFile(`${dir}/forensics/coverage.json`));
+    assert.equal(metrics.min_coverage_pct, 100);
+    assert.equal(metrics.unsanitized_regions_count, 0);
+    assert.equal(metrics.quarantine_count, 0);
+    assert.equal(typeof metrics.sanitize_duration_p95_ms, "number");
+    assert.ok(metrics.reuse_rate > 1);
+    const prom = await Deno.readTextFile(`${dir}/forensics/metrics.prom`);
+    assert.match(prom, /^kvh_coverage_min_ratio 1$/m);
+    if (promtool) {
+      const check = await new Deno.Command("promtool", {
+        args: ["check", "metrics"],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = check.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(prom));
+      await writer.close();
+      assert.equal((await check.output()).code, 0);
+    }
+    const log = await Deno.readTextFile(`${dir}/forensics/kv_cache.log`);
+    assert.ok(!log.includes("tenant-01/req-"), "the log must not hold buffer contents");
+  });
+});
+
+Deno.test("kvh trace --max-reuse 0 and --ttl-sec 0 make quarantines appear and exit 0", async () => {
+  await withDir(async (dir) => {
+    const reuse = await kvh(["trace", "--requests", "30", "--max-reuse", "0", "--json"], {
+      cwd: dir,
+    });
+    assert.equal(reuse.code, 0, reuse.stderr);
+    const doc = JSON.parse(reuse.stdout);
+    assert.ok(doc.metrics.quarantines_by_reason.reuse_limit_exceeded > 0);
+    assert.ok(doc.metrics.quarantine_count > 0);
+    const ttl = await kvh(["trace", "--requests", "10", "--log-dir", "t"], {
+      cwd: dir,
+      env: { KV_DEFAULT_TTL_SEC: "0" },
+    });
+    assert.equal(ttl.code, 0, ttl.stderr);
+    assert.match(ttl.stdout, /quarantines\s+10 \(ttl_expired 10\)/);
+    assert.equal((await verifyLog(`${dir}/t/kv_cache.log`)).ok, true);
+  });
+});
+
+Deno.test("kvh trace --verify none reports coverage as unverified 0", async () => {
+  await withDir(async (dir) => {
+    const { code, stdout } = await kvh([
+      "trace",
+      "--requests",
+      "5",
+      "--verify",
+      "none",
+      "--metrics-json",
+      "m.json",
+    ], { cwd: dir });
+    assert.equal(code, 0);
+    assert.match(stdout, /unverified/);
+    const metrics = JSON.parse(await Deno.readTextFile(`${dir}/m.json`));
+    assert.equal(metrics.min_coverage_pct, 0);
+    assert.equal(metrics.coverage_verified, false);
+  });
+});
+
+Deno.test("kvh trace --workload replays JSONL and names the bad line, leaving a verifiable log", async () => {
+  await withDir(async (dir) => {
+    const good = {
+      tenant_id: "acme",
+      request_id: "r1",
+      model_id: "m",
+      tokens: 16,
+      layers: 2,
+      kv_heads: 2,
+      head_dim: 64,
+      dtype: "float16",
+    };
+    const lines = [good, { ...good, tenant_id: "globex", request_id: "r2" }].map((r) =>
+      JSON.stringify(r)
+    );
+    await Deno.writeTextFile(`${dir}/w.jsonl`, `${lines.join("\n")}\n{"tenant_id": \n`);
+    const bad = await kvh(["trace", "--workload", "w.jsonl"], { cwd: dir });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /Invalid workload w\.jsonl:3: malformed JSON/);
+    const report = await verifyLog(`${dir}/forensics/kv_cache.log`);
+    assert.equal(report.ok, true);
+    assert.ok(report.records >= 8);
+    const piped = await kvh(["trace", "--workload", "-", "--log-dir", "p"], {
+      cwd: dir,
+      stdin: lines.join("\n"),
+    });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.match(piped.stdout, /requests\s+2 \(2 completed/);
+    const missing = await kvh(["trace", "--workload", "nope.jsonl", "--log-dir", "q"], {
+      cwd: dir,
+    });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Cannot read --workload nope\.jsonl: not found/);
+  });
+});
+
+Deno.test("kvh trace rejects bad flags and environment values with exit 1", async () => {
+  await withDir(async (dir) => {
+    assert.equal((await kvh(["trace", "--requests", "0"], { cwd: dir })).code, 1);
+    assert.equal((await kvh(["trace", "--verify", "maybe"], { cwd: dir })).code, 1);
+    assert.equal((await kvh(["trace", "--coverage-threshold", "101"], { cwd: dir })).code, 1);
+    const env = await kvh(["trace"], { cwd: dir, env: { KV_DEFAULT_MAX_REUSE: "lots" } });
+    assert.equal(env.code, 1);
+    assert.match(env.stderr, /Invalid KV_DEFAULT_MAX_REUSE/);
+    const samples = await kvh(["trace"], { cwd: dir, env: { KV_VERIFY_SAMPLES_DEFAULT: "0.5" } });
+    assert.equal(samples.code, 1);
+  });
+});
+
+Deno.test("kvh trace honours sample verification, double pass and an HMAC key", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/key`, "secret\n", { mode: 0o600 });
+    const { code, stderr } = await kvh(
+      [
+        "trace",
+        "--requests",
+        "8",
+        "--verify",
+        "sample",
+        "--hmac-key-file",
+        "key",
+        "--concurrency",
+        "4",
+      ],
+      { cwd: dir, env: { KV_DOUBLE_PASS_DEFAULT: "yes", KV_VERIFY_SAMPLES_DEFAULT: "64" } },
+    );
+    assert.equal(code, 0, stderr);
+    const report = await verifyLog(`${dir}/forensics/kv_cache.log`, {
+      hmacKey: new TextEncoder().encode("secret"),
+    });
+    assert.equal(report.ok, true);
+    assert.equal(report.mac_checked, true);
+    const metrics = JSON.parse(await Deno.readTextFile(`${dir}/forensics/coverage.json`));
+    assert.equal(metrics.verify_mode, "sample");
+  });
+});
