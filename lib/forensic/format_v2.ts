@@ -354,11 +354,13 @@ export function splitV2Line(
   if (n < HASH_MEMBER_LEN + 2 || line.charCodeAt(n - 1) !== 0x7d) return undefined;
   let end = n - 1;
   let mac: string | undefined;
-  if (line.startsWith(',"mac":"', end - MAC_MEMBER_LEN)) {
+  // Only the body is parsed on the fast path, so every byte of the spliced members is checked
+  // here: the closing quotes too.
+  if (line.startsWith(',"mac":"', end - MAC_MEMBER_LEN) && line.charCodeAt(end - 1) === 0x22) {
     mac = line.slice(end - MAC_MEMBER_LEN + 8, end - 1);
     end -= MAC_MEMBER_LEN;
   }
-  if (!line.startsWith(',"hash":"', end - HASH_MEMBER_LEN)) {
+  if (!line.startsWith(',"hash":"', end - HASH_MEMBER_LEN) || line.charCodeAt(end - 1) !== 0x22) {
     // A record with no event fields other than the hash would have no leading comma; the writer
     // always writes v/seq/ts/event/prev, so such a line is never canonical.
     return undefined;

@@ -524,8 +524,8 @@ export class ForensicLog implements AuditSink {
     } finally {
       this.#closed = true;
       this.#removeSignals();
-      this.#fd.close();
-      this.#init.lock.close();
+      closeQuietly(this.#fd);
+      closeQuietly(this.#init.lock);
     }
   }
 
@@ -658,6 +658,15 @@ export class ForensicLog implements AuditSink {
   #removeSignals(): void {
     this.#signalHandler?.();
     this.#signalHandler = undefined;
+  }
+}
+
+/** Closes a file that a failed rotation may already have closed. */
+function closeQuietly(file: Deno.FsFile): void {
+  try {
+    file.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
 }
 

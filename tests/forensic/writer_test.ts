@@ -1,0 +1,343 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { KvhError } from "../../lib/errors.ts";
+import { sealV1Record } from "../../lib/forensic/format_v1.ts";
+import { verifyLog } from "../../lib/forensic/verify.ts";
+import { CRITICAL_EVENTS, openForensicLog } from "../../lib/forensic/writer.ts";
+
+const CHILD = join(import.meta.dirname!, "_writer_child.ts");
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function fixedClock(start = Date.UTC(2026, 0, 1)): () => Date {
+  let ms = start;
+  return () => new Date(ms += 250);
+}
+
+const lines = async (path: string) =>
+  (await Deno.readTextFile(path)).split("\n").filter((l) => l !== "");
+
+Deno.test("openForensicLog() creates the directory 0700 and the log 0600", async () => {
+  await withDir(async (root) => {
+    const dir = join(root, "forensics", "nested");
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.append("allocate", { tenant_id: "t1" });
+    await log.close();
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(join(dir, "kv_cache.log"))).mode! & 0o777, 0o600);
+    assert.equal(log.path, join(dir, "kv_cache.log"));
+  });
+});
+
+Deno.test("openForensicLog() tightens an existing log file to 0600", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "kv_cache.log"), "", { mode: 0o644 });
+    await Deno.chmod(join(dir, "kv_cache.log"), 0o644);
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.close();
+    assert.equal((await Deno.stat(join(dir, "kv_cache.log"))).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("openForensicLog() refuses a second writer in the same process with log_locked", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    try {
+      await assert.rejects(
+        openForensicLog({ dir, handleSignals: false }),
+        (e) => e instanceof KvhError && e.code === "log_locked" && e.exitCode === 1,
+      );
+    } finally {
+      await log.close();
+    }
+    const again = await openForensicLog({ dir, handleSignals: false });
+    await again.close();
+  });
+});
+
+Deno.test("openForensicLog() refuses a second writer in another process with log_locked", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CHILD, "lock", dir],
+      }).output();
+      assert.equal(new TextDecoder().decode(out.stdout).trim(), "log_locked");
+    } finally {
+      await log.close();
+    }
+  });
+});
+
+Deno.test("openForensicLog() refuses a symlinked log file", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "real.log"), "");
+    await Deno.symlink(join(dir, "real.log"), join(dir, "kv_cache.log"));
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_symlink",
+    );
+  });
+});
+
+Deno.test("openForensicLog() rejects invalid options with TypeError or RangeError", async () => {
+  await assert.rejects(openForensicLog({ dir: "" }), TypeError);
+  await assert.rejects(openForensicLog({ dir: "/tmp", file: "a/b.log" }), TypeError);
+  await assert.rejects(openForensicLog({ dir: "/tmp", maxBytes: 0 }), RangeError);
+});
+
+Deno.test("openForensicLog() refuses to append to a format-v1 log", async () => {
+  await withDir(async (dir) => {
+    const line = sealV1Record({ event_type: "x", ts: 1, trace_id: "t" }, "GENESIS").line;
+    await Deno.writeTextFile(join(dir, "kv_cache.log"), line + "\n");
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_format",
+    );
+  });
+});
+
+Deno.test("openForensicLog() refuses to continue a log whose last record fails verification", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.append("allocate", { tenant_id: "t1" });
+    await log.close();
+    const text = await Deno.readTextFile(join(dir, "kv_cache.log"));
+    await Deno.writeTextFile(join(dir, "kv_cache.log"), text.replace("t1", "t2"));
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_corrupt" && e.exitCode === 2,
+    );
+  });
+});
+
+Deno.test("ForensicLog.append() continues the chain across reopen", async () => {
+  await withDir(async (dir) => {
+    for (let round = 0; round < 3; round++) {
+      const log = await openForensicLog({ dir, handleSignals: false });
+      const record = await log.append("allocate", { round });
+      assert.equal(record.seq, round);
+      await log.close();
+    }
+    const report = await verifyLog(join(dir, "kv_cache.log"));
+    assert.deepEqual([report.ok, report.records, report.head?.seq], [true, 3, 2]);
+  });
+});
+
+Deno.test("ForensicLog.append() fsyncs a critical event before it resolves", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, commitDelayMs: 60_000, handleSignals: false });
+    await log.append("allocate", { i: 0 });
+    assert.equal((await lines(log.path)).length, 0);
+    for (const event of CRITICAL_EVENTS) {
+      if (event === "rotate") continue;
+      await log.append(event, {});
+      const last = JSON.parse((await lines(log.path)).at(-1)!);
+      assert.equal(last.event, event);
+    }
+    await log.append("custom", {}, { critical: true });
+    assert.equal(JSON.parse((await lines(log.path)).at(-1)!).event, "custom");
+    await log.close();
+  });
+});
+
+Deno.test("ForensicLog.append() group-commits: a full group is written before the append resolves", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({
+      dir,
+      commitDelayMs: 60_000,
+      commitRecords: 10,
+      handleSignals: false,
+    });
+    for (let i = 0; i < 9; i++) await log.append("allocate", { i });
+    assert.equal((await lines(log.path)).length, 0);
+    await log.append("allocate", { i: 9 });
+    assert.equal((await lines(log.path)).length, 10);
+    await log.append("allocate", { i: 10 });
+    await log.flush();
+    assert.equal((await lines(log.path)).length, 11);
+    await log.close();
+  });
+});
+
+Deno.test("ForensicLog.append() writes a group after commitDelayMs", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, commitDelayMs: 1, handleSignals: false });
+    await log.append("allocate", {});
+    const deadline = Date.now() + 5000;
+    while ((await lines(log.path)).length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal((await lines(log.path)).length, 1);
+    await log.close();
+  });
+});
+
+Deno.test("ForensicLog.append() rotates by size into §4 names and keeps one chain", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({
+      dir,
+      maxBytes: 1500,
+      now: fixedClock(),
+      handleSignals: false,
+    });
+    for (let i = 0; i < 40; i++) await log.append("allocate", { i, tenant_id: "tenant-ü" });
+    await log.close();
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+      n.startsWith("kv_cache-")
+    );
+    assert.ok(names.length >= 3);
+    for (const name of names) {
+      assert.match(name, /^kv_cache-2026010\dT\d{6}Z-\d+\.log$/);
+      assert.ok((await Deno.stat(join(dir, name))).size <= 1500);
+    }
+    const report = await verifyLog(join(dir, "kv_cache.log"));
+    assert.equal(report.ok, true);
+    assert.equal(report.files, names.length + 1);
+    const rotates = report.records - 40;
+    assert.equal(rotates, names.length);
+  });
+});
+
+Deno.test("ForensicLog.append() writes MACs with a key", async () => {
+  await withDir(async (dir) => {
+    const key = new TextEncoder().encode("secret");
+    const log = await openForensicLog({ dir, hmacKey: key, handleSignals: false });
+    const record = await log.append("allocate", {});
+    assert.match(record.mac ?? "", /^[0-9a-f]{64}$/);
+    await log.close();
+    assert.equal((await verifyLog(log.path, { hmacKey: key })).ok, true);
+  });
+});
+
+Deno.test("openForensicLog() moves a torn tail aside and records it in a recovery record", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.append("allocate", { i: 0 });
+    await log.close();
+    const torn = '{"v":2,"seq":1,"event":"allo';
+    await Deno.writeTextFile(log.path, torn, { append: true });
+    assert.equal((await verifyLog(log.path)).failure?.reason, "torn_tail");
+    const reopened = await openForensicLog({ dir, handleSignals: false });
+    await reopened.close();
+    const recovery = JSON.parse((await lines(log.path)).at(-1)!);
+    assert.equal(recovery.event, "recovery");
+    assert.equal(recovery.torn_bytes, torn.length);
+    assert.equal(recovery.torn_sha256, createHash("sha256").update(torn).digest("hex"));
+    assert.equal(await Deno.readTextFile(join(dir, recovery.moved_to)), torn);
+    assert.equal((await verifyLog(log.path)).ok, true);
+  });
+});
+
+Deno.test("openForensicLog() continues from the last rotated file when the active file is missing", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({
+      dir,
+      maxBytes: 600,
+      now: fixedClock(),
+      handleSignals: false,
+    });
+    for (let i = 0; i < 10; i++) await log.append("allocate", { i });
+    await log.close();
+    // A crash between renaming the active file and writing the new rotate record leaves no active file.
+    await Deno.remove(log.path);
+    const before = await verifyLog(log.path).catch((e) => e);
+    assert.ok(before instanceof KvhError);
+    const reopened = await openForensicLog({
+      dir,
+      maxBytes: 600,
+      now: fixedClock(),
+      handleSignals: false,
+    });
+    await reopened.append("free", {});
+    await reopened.close();
+    const first = JSON.parse((await lines(log.path))[0]!);
+    assert.equal(first.event, "rotate");
+    assert.equal((await verifyLog(log.path)).ok, true);
+  });
+});
+
+Deno.test("ForensicLog.append() rejects and counts when the log cannot be written", async () => {
+  await withDir(async (dir) => {
+    const now = () => new Date(Date.UTC(2026, 0, 1));
+    const log = await openForensicLog({ dir, maxBytes: 400, now, handleSignals: false });
+    await log.append("allocate", { i: 0 });
+    // Occupy the name the rotation will use, so the rotation fails.
+    await Deno.mkdir(join(dir, "kv_cache-20260101T000000Z-0.log"));
+    let failed = 0;
+    for (let i = 1; i < 10; i++) {
+      try {
+        await log.append("allocate", { i });
+      } catch (error) {
+        assert.ok(error instanceof KvhError && error.code === "audit_emit_failed", String(error));
+        failed++;
+      }
+    }
+    assert.ok(failed > 0);
+    assert.ok(log.emitFailures >= failed);
+    assert.ok(log.criticalEmitFailures >= 1);
+    await assert.rejects(
+      log.close(),
+      (e) => e instanceof KvhError && e.code === "audit_emit_failed",
+    );
+  });
+});
+
+Deno.test("ForensicLog.append() rejects after close and counts it", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.close();
+    await log.close();
+    await assert.rejects(
+      log.append("quarantine", {}),
+      (e) => e instanceof KvhError && e.code === "audit_emit_failed",
+    );
+    assert.deepEqual([log.emitFailures, log.criticalEmitFailures], [1, 1]);
+  });
+});
+
+Deno.test("ForensicLog.append() rejects fields it cannot write exactly and counts them", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await assert.rejects(log.append("allocate", { seq: 5 }), TypeError);
+    await assert.rejects(log.append("allocate", { n: 2 ** 60 }), TypeError);
+    await assert.rejects(log.append("", {}), TypeError);
+    assert.equal(log.emitFailures, 3);
+    assert.equal(log.head === null, true);
+    await log.append("allocate", {});
+    assert.equal(log.head?.seq, 0);
+    await log.close();
+  });
+});
+
+Deno.test("ForensicLog flushes queued records on SIGTERM and releases the lock", async () => {
+  await withDir(async (dir) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CHILD, "signal", dir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("ready")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert.equal((await lines(join(dir, "kv_cache.log"))).length, 0);
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await reader.cancel();
+    assert.equal(status.signal, "SIGTERM");
+    const report = await verifyLog(join(dir, "kv_cache.log"));
+    assert.deepEqual([report.ok, report.records], [true, 50]);
+  });
+});
