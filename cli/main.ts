@@ -34,6 +34,9 @@ const COMMANDS: Record<string, CommandEntry> = {
   trace: {
     load: async () => (await import("./trace.ts")).traceCommand(),
   },
+  "sanitize-bench": {
+    load: async () => (await import("./sanitize_bench.ts")).sanitizeBenchCommand(),
+  },
   "serve-metrics": {
     load: async () => (await import("./serve_metrics.ts")).serveMetricsCommand(),
   },

@@ -34,6 +34,12 @@ export interface OpenSanitizerOptions {
    */
   cudaLibraryPath?: string;
   /**
+   * How the CUDA backend zeroes: `cudaMemsetAsync` or kvh's 16-byte-store kernel.
+   *
+   * @default {"memset"}
+   */
+  cudaZeroMethod?: "memset" | "kernel";
+  /**
    * Whether `auto` may pick a software WebGPU adapter (lavapipe, llvmpipe, SwiftShader). It is
    * slower than the CPU backend at the same job, so `auto` skips it unless asked.
    *
@@ -125,7 +131,10 @@ async function openCpu(): Promise<Sanitizer> {
 
 async function openCuda(options: OpenSanitizerOptions): Promise<Sanitizer> {
   const { CudaSanitizer } = await import("./cuda.ts");
-  return await CudaSanitizer.open({ libraryPath: options.cudaLibraryPath });
+  return await CudaSanitizer.open({
+    libraryPath: options.cudaLibraryPath,
+    zeroMethod: options.cudaZeroMethod,
+  });
 }
 
 async function openWebGpu(allowSoftware: boolean): Promise<Sanitizer> {
