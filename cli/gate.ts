@@ -103,6 +103,18 @@ const FLAGS: readonly FlagSpec[] = [
     description: "test report to add to the --evidence bundle",
   },
   { long: "--json", description: "print the verdict as one JSON document" },
+  {
+    long: "--prometheus",
+    value: "url",
+    description: "gate the fleet instead of a file: every node's kvh metrics through this " +
+      "Prometheus HTTP API (worst coverage, total unsanitized and quarantined, worst p95); " +
+      "unreachable, no series or a target down exits 1",
+  },
+  {
+    long: "--selector",
+    value: "selector",
+    description: 'series selector for --prometheus (default {job="kvh"})',
+  },
 ];
 
 /** Parsed flags keyed by long flag name: a string value, or `true` for a switch. */
@@ -142,6 +154,29 @@ function fileSource(path: string | undefined): MetricsSource {
     );
   }
   return { label: path, load: () => readMetrics(path) };
+}
+
+/** The file source, or the fleet (DESIGN.md §7) when `--prometheus` is given. */
+function inputSource(path: string | undefined, raw: RawFlags): MetricsSource {
+  const url = stringFlag(raw, "--prometheus");
+  const selector = stringFlag(raw, "--selector");
+  if (url === undefined) {
+    if (selector !== undefined) {
+      throw new KvhError("flag_invalid", "Invalid --selector: it needs --prometheus URL");
+    }
+    return fileSource(path);
+  }
+  if (path !== undefined) {
+    throw new KvhError("flag_invalid", `Invalid --prometheus: give it or ${path}, not both`);
+  }
+  return {
+    label: url,
+    load: async () => {
+      const { queryFleetMetrics } = await import("../lib/gate/prometheus_source.ts");
+      const metrics = await queryFleetMetrics(url, selector === undefined ? {} : { selector });
+      return { metrics, document: { prometheus: url, selector: selector ?? null, ...metrics } };
+    },
+  };
 }
 
 function stringFlag(raw: RawFlags, long: string): string | undefined {
@@ -383,7 +418,7 @@ export function parseGateArgs(
 export async function runGateFast(args: readonly string[]): Promise<number | undefined> {
   const parsed = parseGateArgs(args);
   if (parsed === undefined) return undefined;
-  await runAction(() => runGate(fileSource(parsed.file), parsed.raw));
+  await runAction(() => runGate(inputSource(parsed.file, parsed.raw), parsed.raw));
   return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
 }
 
@@ -419,7 +454,7 @@ export async function gateCommand() {
           raw.set(option.long, value);
         }
       }
-      return runGate(fileSource(file), raw);
+      return runGate(inputSource(file, raw), raw);
     })
   );
 }
