@@ -206,13 +206,14 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   }
   const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
   const device = flags.device as DeviceChoice;
+  const cudaLibraryPath = envString("KVH_CUDA_LIB");
   const keep: Deno.PermissionName[] = device === "cpu"
     ? ["read", "write"]
     : ["read", "write", "ffi"];
   await revokePermissionsExcept(keep);
 
   const workload = await openWorkload(flags);
-  const opened = await openSanitizer(device);
+  const opened = await openSanitizer(device, { cudaLibraryPath });
   const log = await openForensicLog({
     dir: logDir,
     file: logFile,
