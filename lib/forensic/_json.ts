@@ -2,7 +2,8 @@
  * Strict, lossless JSON parser for one forensic log line (RFC 8259).
  *
  * `JSON.parse` cannot be used on the verify path: it silently keeps the last of two duplicate
- * keys (the parser-differential attack of python-tool.md §2.3, `fixtures/tampered-dupkey`) and
+ * keys (the parser-differential attack of python-tool.md §2.3: a copy inserted before the genuine
+ * key is invisible to a last-wins parser) and
  * rounds integers beyond 2^53 and float spellings before the Python tool's canonical form can be
  * rebuilt from them. This parser keeps every number literal as written ({@linkcode JsonNumber}),
  * keeps object members in file order ({@linkcode JsonObject}) and rejects anything RFC 8259 does
@@ -21,9 +22,9 @@
  * accepted only with {@linkcode ParseJsonOptions.allowNonFinite}; they become a `JsonNumber` whose
  * `raw` is the token.
  *
- * The scanner works on UTF-16 code units with `charCodeAt`, slices strings without escapes
- * straight out of the input and decodes escapes only on a slow path, because this runs once per
- * line on the verify hot path.
+ * This runs once per line on the verify hot path, so a string is found with the native
+ * `indexOf` and sliced straight out of the input; only lines holding a backslash or a control
+ * character have their strings scanned code unit by code unit.
  *
  * @module
  */
@@ -202,6 +203,17 @@ export interface ParseJsonOptions {
 /**
  * Parses one JSON text strictly and without loss.
  *
+ * @example Usage
+ * ```ts
+ * import { JsonNumber, JsonObject, JsonParseError, parseJson } from "./_json.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const record = parseJson('{"seq": 18446744073709551617, "ts": 1e-07}');
+ * assert.ok(record instanceof JsonObject);
+ * assert.equal((record.get("seq") as JsonNumber).raw, "18446744073709551617");
+ * assert.throws(() => parseJson('{"a": 1, "a": 2}'), JsonParseError);
+ * ```
+ *
  * @param text The JSON text, e.g. one log line without its line terminator.
  * @param options Whether non-finite number tokens are accepted.
  * @returns The parsed value.
@@ -232,8 +244,8 @@ export function parseJson(text: string, options: ParseJsonOptions = {}): JsonVal
   }
 }
 
-// Parser state lives in module variables: parsing is synchronous and never re-entered, and
-// V8 optimises these accesses better than fields of a per-call object.
+// Parser state lives in module variables: parsing is synchronous and never re-entered, and no
+// parser object is allocated per line.
 let src = "";
 let pos = 0;
 let nonFinite = false;

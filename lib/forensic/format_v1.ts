@@ -30,6 +30,7 @@
 
 import { createHash } from "node:crypto";
 import { hasPlainStrings, JsonNumber, JsonObject, type JsonValue } from "./_json.ts";
+import { digestEquals } from "./format_v2.ts";
 
 /** The `prev_hash` of the first line of every v1 file. */
 export const GENESIS_V1 = "GENESIS";
@@ -37,6 +38,16 @@ export const GENESIS_V1 = "GENESIS";
 /**
  * Serialises a value as Python's `json.dumps(value, sort_keys=True, ensure_ascii=False,
  * separators=(",", ":"))` would serialise the value `json.loads` makes of it.
+ *
+ * @example Usage
+ * ```ts
+ * import { canonicalV1 } from "./format_v1.ts";
+ * import { parseJson } from "./_json.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const value = parseJson('{"b": 1E-7, "a": [100.0, -0, "é\\n"]}');
+ * assert.equal(canonicalV1(value), '{"a":[100.0,0,"é\\n"],"b":1e-07}');
+ * ```
  *
  * @param value A parsed value.
  * @returns The canonical text.
@@ -66,8 +77,23 @@ export interface V1RecordCheck {
  * `currHash` with `computedHash`. When the record's `prev_hash` equals the running chain value
  * this is exactly the Python verifier's computation.
  *
+ * @example Usage
+ * ```ts
+ * import { checkV1Record, GENESIS_V1, sealV1Record } from "./format_v1.ts";
+ * import { JsonObject, parseJson } from "./_json.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const key = new TextEncoder().encode("secret");
+ * const { line } = sealV1Record({ event_type: "prune" }, GENESIS_V1, { key });
+ * const check = checkV1Record(parseJson(line) as JsonObject, key);
+ * assert.equal(check.computedHash, check.currHash);
+ * assert.equal(check.prevHash, GENESIS_V1);
+ * assert.equal(check.macOk, true);
+ * ```
+ *
  * @param record A parsed log line.
- * @param key The HMAC key; `undefined` or empty means no key (as in the Python tool).
+ * @param key The HMAC key; `undefined` or empty means no key (as in the Python tool). Its HMAC
+ * pad states are memoised per `Uint8Array` object, so do not change its bytes between calls.
  * @returns The hashes and the MAC verdict.
  * @throws {TypeError} When a string holds a lone surrogate.
  */
@@ -83,7 +109,7 @@ export function checkV1Record(record: JsonObject, key?: Uint8Array): V1RecordChe
   let macOk: boolean | undefined;
   if (hasMac && key !== undefined && key.length > 0) {
     const macField = record.get("hmac");
-    macOk = typeof macField === "string" && macField === hmacHex(key, message);
+    macOk = typeof macField === "string" && digestEquals(macField, hmacHex(key, message));
   }
   return { currHash, computedHash, prevHash, macOk, hasMac };
 }
@@ -133,6 +159,19 @@ const RESERVED_FIELDS = ["prev_hash", "curr_hash", "hmac"];
  * @throws {TypeError} When `fields` has `prev_hash`, `curr_hash` or `hmac` (the Python tool
  * would write a line that never verifies), or a value JSON cannot hold: non-finite numbers,
  * lone surrogates, `undefined`, functions, class instances, cycles.
+ *
+ * @example Usage
+ * ```ts
+ * import { sealV1Record } from "./format_v1.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const lastHash = "0".repeat(64);
+ * const { line, currHash } = sealV1Record({ event_type: "prune", removed: 2 }, lastHash, {
+ *   now: new Date(Date.UTC(2026, 0, 1)),
+ * });
+ * assert.ok(line.startsWith('{"event_type": "prune", "removed": 2, "schema": 1, "ts": 1767225600.0'));
+ * assert.match(currHash, /^[0-9a-f]{64}$/);
+ * ```
  */
 export function sealV1Record(
   fields: Record<string, unknown>,
@@ -165,6 +204,16 @@ export function sealV1Record(
  * Formats a double as Python's `repr(float)`: shortest round-trip digits, positional notation
  * iff the decimal exponent is in [-4, 16) (integral values keep `.0`), otherwise `d.ddde±XX`
  * with at least two exponent digits; `nan`/`inf` as the JSON tokens `NaN`/`Infinity`.
+ *
+ * @example Usage
+ * ```ts
+ * import { pythonFloatRepr } from "./format_v1.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(pythonFloatRepr(1e-7), "1e-07");
+ * assert.equal(pythonFloatRepr(100), "100.0");
+ * assert.equal(pythonFloatRepr(1e16), "1e+16");
+ * ```
  *
  * @param x The value.
  * @returns The Python spelling.
