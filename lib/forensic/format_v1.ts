@@ -67,7 +67,7 @@ export interface V1RecordCheck {
   prevHash: string | undefined;
   /** Whether `hmac` matches; `undefined` when no key was given or the record has no `hmac`. */
   macOk: boolean | undefined;
-  /** Whether the record has an `hmac` member (whatever its value). */
+  /** Whether the record has an `hmac` member, whatever its value (an empty one fails). */
   hasMac: boolean;
 }
 
