@@ -87,3 +87,15 @@ export {
   type AnomalyMonitorOptions,
   type AnomalyVerdict,
 } from "./lib/anomaly/mod.ts";
+export {
+  bearerAuth,
+  type BearerAuthOptions,
+  createApp,
+  type CreateAppOptions,
+  type ExpositionSnapshot,
+  FileMetricsSource,
+  type FileMetricsSourceOptions,
+  type MetricsSource,
+  type MetricsSourceStats,
+  PROMETHEUS_CONTENT_TYPE,
+} from "./lib/server/mod.ts";

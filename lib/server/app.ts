@@ -11,7 +11,7 @@ import { HTTPException } from "hono/http-exception";
 import { bearerCheck } from "./bearer_auth.ts";
 import { appendSelfMetrics, type ExporterCounts } from "./_self_metrics.ts";
 import { type GzipPrefix, gzipPrefix, gzipWithTail } from "./_gzip.ts";
-import type { MetricsSnapshot, MetricsSource } from "./types.ts";
+import type { ExpositionSnapshot, MetricsSource } from "./types.ts";
 
 /**
  * Content type of the Prometheus text exposition format 0.0.4, as `/metrics` sends it.
@@ -163,7 +163,7 @@ export function createApp(options: CreateAppOptions): Hono {
     return null;
   }
 
-  function respond(snapshot: MetricsSnapshot, acceptEncoding: string | null): Response {
+  function respond(snapshot: ExpositionSnapshot, acceptEncoding: string | null): Response {
     if (!snapshot.ok) {
       counts.unavailable++;
       return new Response(`${snapshot.reason}\n`, { status: 503, headers: TEXT_HEADERS });
@@ -238,14 +238,14 @@ function textSource(
   let lastText: string | undefined;
   let lastBody = EMPTY;
   let failures = 0;
-  function accept(text: string): MetricsSnapshot {
+  function accept(text: string): ExpositionSnapshot {
     if (text !== lastText) {
       lastText = text;
       lastBody = new TextEncoder().encode(text);
     }
     return { ok: true, body: lastBody };
   }
-  function fail(error: unknown): MetricsSnapshot {
+  function fail(error: unknown): ExpositionSnapshot {
     failures++;
     log(`Cannot read live metrics: ${firstLine(error)}`);
     return { ok: false, reason: "Metrics source failed" };

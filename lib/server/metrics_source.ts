@@ -10,7 +10,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import type { MetricsSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";
+import type { ExpositionSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";
 
 /** Options of {@linkcode FileMetricsSource}. */
 export interface FileMetricsSourceOptions {
@@ -72,7 +72,7 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   readonly #maxBytes: number;
   readonly #statIntervalMs: number;
   #lastCheck = -Infinity;
-  #snapshot: MetricsSnapshot = { ok: false, reason: "Metrics file not loaded" };
+  #snapshot: ExpositionSnapshot = { ok: false, reason: "Metrics file not loaded" };
   #identity: Identity | null = null;
   #reloads = 0;
   #reloadFailures = 0;
@@ -102,7 +102,7 @@ export class FileMetricsSource implements MetricsSource, Disposable {
    * @returns The cached bytes (the same array until the content changes), or the reason there
    * are none.
    */
-  snapshot(): MetricsSnapshot {
+  snapshot(): ExpositionSnapshot {
     const now = performance.now();
     if (now - this.#lastCheck >= this.#statIntervalMs) {
       this.#lastCheck = now;

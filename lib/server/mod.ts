@@ -7,4 +7,4 @@
 export { createApp, type CreateAppOptions, PROMETHEUS_CONTENT_TYPE } from "./app.ts";
 export { bearerAuth, type BearerAuthOptions } from "./bearer_auth.ts";
 export { FileMetricsSource, type FileMetricsSourceOptions } from "./metrics_source.ts";
-export type { MetricsSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";
+export type { ExpositionSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";

@@ -6,7 +6,7 @@
  */
 
 /** The exposition a source has right now: its bytes, or why it has none. */
-export type MetricsSnapshot =
+export type ExpositionSnapshot =
   | {
     /** The source has an exposition. */
     ok: true;
@@ -36,7 +36,7 @@ export interface MetricsSourceStats {
 /** Anything the app can scrape: the textfile watcher, or a live registry in the same process. */
 export interface MetricsSource {
   /** The current exposition; synchronous when it is cached in memory. */
-  snapshot(): MetricsSnapshot | Promise<MetricsSnapshot>;
+  snapshot(): ExpositionSnapshot | Promise<ExpositionSnapshot>;
   /** Counters for the exporter's self-metrics. */
   stats?(): MetricsSourceStats;
 }
