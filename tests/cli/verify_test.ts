@@ -12,10 +12,18 @@ interface Run {
   stderr: string;
 }
 
+function denoEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([k]) => k.startsWith("DENO_")),
+  );
+}
+
 async function kvh(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "verify", ...args],
-    env: { NO_COLOR: "1", ...env },
+    // A clean environment keeps the caller's FORENSIC_HMAC_SECRET/LOG_DIR out; DENO_* variables
+    // pass through so coverage of the child is collected.
+    env: { ...denoEnv(), NO_COLOR: "1", ...env },
     clearEnv: true,
     cwd: ROOT,
   }).output();

@@ -341,3 +341,68 @@ Deno.test("ForensicLog flushes queued records on SIGTERM and releases the lock",
     assert.deepEqual([report.ok, report.records], [true, 50]);
   });
 });
+
+Deno.test("openForensicLog() reports an unusable directory or log path as KvhError", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "file"), "");
+    await assert.rejects(
+      openForensicLog({ dir: join(dir, "file", "sub"), handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_unwritable",
+    );
+    await Deno.mkdir(join(dir, "kv_cache.log"));
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_unwritable",
+    );
+  });
+});
+
+Deno.test("openForensicLog() refuses a torn tail or a last line over 16 MiB", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, handleSignals: false });
+    await log.append("allocate", {});
+    await log.close();
+    const big = "x".repeat(17 * 1024 * 1024);
+    await Deno.writeTextFile(log.path, big, { append: true });
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_corrupt" && /too long/.test(e.message),
+    );
+    await Deno.writeTextFile(log.path, "\n", { append: true });
+    await assert.rejects(
+      openForensicLog({ dir, handleSignals: false }),
+      (e) => e instanceof KvhError && e.code === "log_corrupt" && /16 MiB/.test(e.message),
+    );
+  });
+});
+
+Deno.test("ForensicLog installs SIGINT/SIGTERM handlers and removes them on close", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir });
+    await log.append("allocate", {});
+    // Deno's test sanitizer would report a leaked signal listener if close() left one behind.
+    await log.close();
+  });
+});
+
+Deno.test("ForensicLog.flush() rejects once a write has failed", async () => {
+  await withDir(async (dir) => {
+    const now = () => new Date(Date.UTC(2026, 0, 1));
+    const log = await openForensicLog({
+      dir,
+      maxBytes: 200,
+      now,
+      commitDelayMs: 1,
+      handleSignals: false,
+    });
+    await log.append("allocate", { i: 0 });
+    await Deno.mkdir(join(dir, "kv_cache-20260101T000000Z-0.log"));
+    await log.append("allocate", { i: 1, pad: "x".repeat(200) }).catch(() => {});
+    await assert.rejects(
+      log.flush(),
+      (e) => e instanceof KvhError && e.code === "audit_emit_failed",
+    );
+    await assert.rejects(log.append("allocate", {}), (e) => e instanceof KvhError);
+    await log.close().catch(() => {});
+  });
+});
