@@ -240,7 +240,8 @@ export class WebGpuSanitizer implements Sanitizer {
   async fill(buffer: DeviceBuffer, pattern: Uint8Array): Promise<void> {
     const own = this.#own(buffer);
     if (pattern.length === 0) throw new TypeError("Cannot fill a buffer: the pattern is empty");
-    const tile = new Uint8Array(FILL_STEP + pattern.length);
+    const step = Math.min(FILL_STEP, Math.ceil(own.byteLength / 4) * 4);
+    const tile = new Uint8Array(step + pattern.length);
     tile.set(pattern.subarray(0, Math.min(pattern.length, tile.length)));
     for (let filled = pattern.length; filled < tile.length; filled *= 2) {
       tile.copyWithin(filled, 0, Math.min(filled, tile.length - filled));
@@ -248,8 +249,8 @@ export class WebGpuSanitizer implements Sanitizer {
     for (let s = 0; s < own.segments.length; s++) {
       const segment = own.segments[s]!;
       const base = s * own.segmentBytes;
-      for (let offset = 0; offset < segment.size; offset += FILL_STEP) {
-        const size = Math.min(FILL_STEP, segment.size - offset);
+      for (let offset = 0; offset < segment.size; offset += step) {
+        const size = Math.min(step, segment.size - offset);
         const phase = (base + offset) % pattern.length;
         let chunk = tile.subarray(phase, phase + size);
         const valid = own.byteLength - (base + offset);
