@@ -7,6 +7,7 @@ import {
   InvalidStateError,
   PolicyViolationError,
   UnknownHandleError,
+  validateIdentifier,
 } from "../../lib/tracer/mod.ts";
 import { type CpuKernels, CpuSanitizer, TS_CPU_KERNELS } from "../../lib/sanitize/cpu.ts";
 import { AnomalyMonitor } from "../../lib/anomaly/mod.ts";
@@ -275,6 +276,7 @@ Deno.test("CacheTracer.allocate() rejects invalid identifiers before logging", a
   await assert.rejects(tracer.reuse("h", { ...B, modelId: "" }), InvalidIdentifierError);
   assert.equal(audit.events.length, 0);
   await tracer.allocate({ ...A, tenantId: "a".repeat(256), shape: SHAPE });
+  assert.throws(() => validateIdentifier("tenant_id", 42), /expected a string, got number/);
 });
 
 Deno.test("CacheTracer.allocate() rejects bad shapes, dtypes and policies", async () => {
