@@ -179,8 +179,7 @@ export interface SealedV2 {
  * @example Usage
  * ```ts
  * import { sealV2Record } from "./format_v2.ts";
- * import { JsonParseError, parseJson } from "./_json.ts";
-import { GENESIS_V2, type RecordV2 } from "./types.ts";
+ * import { GENESIS_V2 } from "../../mod.ts";
  * import assert from "node:assert/strict";
  *
  * const sealed = sealV2Record(
@@ -381,8 +380,7 @@ export function splitV2Line(
  * @example Usage
  * ```ts
  * import { checkV2Line, sealV2Record } from "./format_v2.ts";
- * import { JsonParseError, parseJson } from "./_json.ts";
-import { GENESIS_V2, type RecordV2 } from "./types.ts";
+ * import { GENESIS_V2 } from "../../mod.ts";
  * import assert from "node:assert/strict";
  *
  * const { line } = sealV2Record(
