@@ -1,3 +1,4 @@
+/// <reference lib="deno.worker" />
 // A Worker with its own tracer and its own forensic log: runs seeded interleavings and posts
 // back the number of violations and whether its log verifies.
 import fc from "fast-check";
