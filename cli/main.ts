@@ -43,6 +43,9 @@ const COMMANDS: Record<string, CommandEntry> = {
   verify: {
     load: async () => (await import("./verify.ts")).verifyCommand(),
   },
+  prune: {
+    load: async () => (await import("./prune.ts")).pruneCommand(),
+  },
 };
 
 async function buildProgram(): Promise<AnyCommand> {

@@ -1,0 +1,178 @@
+/**
+ * `kvh prune` (DESIGN.md §3): retention for the forensic log, kvh's (v2) and the Python tool's
+ * (v1). Exit 0 when the log verified before and after, 2 when either verification failed
+ * (nothing is pruned when the first one fails), 1 for usage and I/O errors.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import { KvhError } from "../lib/errors.ts";
+import type { PruneReport, PruneVerification } from "../lib/retention/mod.ts";
+import {
+  describeIoError,
+  envString,
+  numberOption,
+  resolveHmacKey,
+  revokePermissionsExcept,
+  runAction,
+} from "./_common.ts";
+
+/** kvh's own layout (`kvh trace` writes forensics/kv_cache.log); the Python tool used /var/forensics. */
+const DEFAULT_LOG_DIR = "forensics";
+const DEFAULT_LOG_FILE = "kv_cache.log";
+
+/** A whole number >= 0 from a flag or, failing that, the environment; a bad value names its source. */
+function countSetting(
+  flagValue: number | undefined,
+  envName: string,
+  integer: boolean,
+): number | undefined {
+  if (flagValue !== undefined) return flagValue;
+  const text = envString(envName);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (
+    text.trim() === "" || !Number.isFinite(value) || value < 0 ||
+    (integer && !Number.isInteger(value))
+  ) {
+    throw new KvhError(
+      "env_invalid",
+      `Invalid ${envName}: expected a ${integer ? "whole number" : "number"} >= 0, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return value;
+}
+
+function describeVerification(label: string, verification: PruneVerification): string {
+  if (verification.ok) {
+    return `${label}: ok (${verification.files} files, ${verification.records} records` +
+      (verification.head ? `, head seq ${verification.head.seq} ${verification.head.hash}` : "") +
+      ")";
+  }
+  const failure = verification.failure;
+  return `${label}: FAILED` +
+    (failure ? ` ${failure.reason} at ${failure.file}:${failure.line}: ${failure.detail}` : "");
+}
+
+function renderReport(report: PruneReport): string {
+  const lines = [describeVerification("verified before", report.before)];
+  const verb = report.dry_run ? "would " : "";
+  const action = report.action === "archive" ? `archive to ${report.archive_dir}` : "delete";
+  for (const candidate of report.plan) {
+    const done = report.dry_run || report.removed.includes(candidate.file);
+    lines.push(
+      `${
+        done ? verb + action : "NOT DONE " + action
+      }: ${candidate.file} (${candidate.records} records, ` +
+        `rotated ${candidate.rotated_at ?? "unknown"}, rule ${candidate.rules.join("+")})`,
+    );
+  }
+  for (const candidate of report.held) {
+    lines.push(
+      `keep: ${candidate.file} (an older rotated file is kept; removing it would leave a gap)`,
+    );
+  }
+  if (report.before.ok && report.plan.length === 0) lines.push("nothing to prune");
+  if (report.record) {
+    lines.push(
+      `prune record: ${
+        report.record.seq === null ? "" : `seq ${report.record.seq} `
+      }${report.record.hash}`,
+    );
+  }
+  if (report.after) lines.push(describeVerification("verified after", report.after));
+  return lines.join("\n");
+}
+
+/**
+ * The `prune` subcommand.
+ *
+ * @returns The command.
+ */
+export function pruneCommand() {
+  return new Command("prune")
+    .description(
+      "Remove or archive old rotated forensic log files without breaking verification: verify, " +
+        "append a prune record naming each file, remove oldest first, verify again.\n" +
+        "Replaces: python -m tools.verify_logs --log-dir D --log-file F --retention-days N " +
+        "--max-rotated N --archive-dir A --out P (which pruned even after a failed verification).\n" +
+        "Exit codes: 0 verified and pruned (or nothing to prune), 2 verification failed before " +
+        "(nothing pruned) or after, 1 usage or I/O error (also: the log writer holds the lock).",
+    )
+    .option(
+      "--log-dir <dir>",
+      `log directory (env LOG_DIR, default ${DEFAULT_LOG_DIR}; the Python tool's was /var/forensics)`,
+    )
+    .option("--log-file <name>", `active log file name (env LOG_FILE, default ${DEFAULT_LOG_FILE})`)
+    .option(
+      "--retention-days <days>",
+      "remove rotated files rotated more than this many days ago (env RETENTION_DAYS)",
+      numberOption("--retention-days", { min: 0 }),
+    )
+    .option(
+      "--max-rotated <n>",
+      "keep at most this many rotated files, the newest; 0 removes all (env MAX_ROTATED)",
+      numberOption("--max-rotated", { integer: true, min: 0 }),
+    )
+    .option(
+      "--archive-dir <dir>",
+      "move removed files here (0600, never overwriting) instead of deleting (env ARCHIVE_DIR)",
+    )
+    .option(
+      "--out <file>",
+      "write the before/after report JSON here, 0600, atomically (env VERDICT_OUT)",
+    )
+    .option("--dry-run", "print the plan and change nothing")
+    .option(
+      "--hmac-key-file <file>",
+      "HMAC key of the log, required when it carries MACs (env FORENSIC_HMAC_SECRET)",
+    )
+    .option("--json", "print the report as one JSON document")
+    .action((options) =>
+      runAction(async () => {
+        const dir = options.logDir ?? envString("LOG_DIR") ?? DEFAULT_LOG_DIR;
+        const file = options.logFile ?? envString("LOG_FILE") ?? DEFAULT_LOG_FILE;
+        if (file.includes("/") || file === "." || file === "..") {
+          throw new KvhError(
+            "flag_invalid",
+            `Invalid --log-file ${JSON.stringify(file)}: expected a file name`,
+          );
+        }
+        const retentionDays = countSetting(options.retentionDays, "RETENTION_DAYS", false);
+        const maxRotated = countSetting(options.maxRotated, "MAX_ROTATED", true);
+        const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
+        const out = options.out ?? envString("VERDICT_OUT");
+        const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+        // env stays: printError (cli/_common.ts) reads KVH_DEBUG when reporting a failure.
+        await revokePermissionsExcept(["read", "write", "env"]);
+        const { pruneLog } = await import("../lib/retention/prune_log.ts");
+        const report = await pruneLog({
+          dir,
+          file,
+          retentionDays,
+          maxRotated,
+          archiveDir,
+          hmacKey,
+          dryRun: options.dryRun === true,
+        });
+        if (out !== undefined) {
+          const { writeFileAtomic } = await import("../lib/metrics/write_file_atomic.ts");
+          try {
+            await writeFileAtomic(out, JSON.stringify(report, null, 2) + "\n");
+          } catch (error) {
+            throw new KvhError(
+              "report_write_failed",
+              `Cannot write --out ${out}: ${describeIoError(error)}`,
+              {
+                cause: error,
+              },
+            );
+          }
+        }
+        console.log(options.json ? JSON.stringify(report) : renderReport(report));
+        return report.ok ? 0 : 2;
+      })
+    );
+}

@@ -1,0 +1,396 @@
+/**
+ * `kvh prune` (DESIGN.md §3): verify, plan, record, remove, verify again.
+ *
+ * Crash safety. The `prune` record is appended (and fsynced) BEFORE any file is removed, and
+ * files are removed oldest first. A crash at any point therefore leaves one of:
+ * - no record, every file present: the log as before;
+ * - the record, every file present: the record names files that still exist, which the
+ *   verifier accepts (a prune record only vouches for what may be missing);
+ * - the record, the oldest k files gone: the first remaining file links to the last hash of a
+ *   file the record names, which the verifier accepts.
+ * So the log verifies at every step, with or without the record, and a second run finishes the
+ * job. Removing first and recording after would leave an unverifiable log on a crash in between.
+ *
+ * @module
+ */
+import { KvhError } from "../errors.ts";
+import { sealV1Record } from "../forensic/format_v1.ts";
+import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
+import { openForensicLog } from "../forensic/writer.ts";
+import type { VerifyReport } from "../forensic/types.ts";
+import { syncDir } from "../gate/_files.ts";
+import { planPrune, type PruneCandidate, type PruneRule } from "./plan_prune.ts";
+
+/** A point a prune has reached; see {@linkcode PruneLogOptions.onStep}. */
+export type PruneStep =
+  | { step: "verified" }
+  | { step: "recorded"; seq: number | null; hash: string }
+  | { step: "removed"; file: string }
+  | { step: "reverified" };
+
+/** Options of {@linkcode pruneLog}. */
+export interface PruneLogOptions {
+  /** Directory of the log. */
+  dir: string;
+  /**
+   * Name of the active file.
+   *
+   * @default {"kv_cache.log"}
+   */
+  file?: string;
+  /** Remove rotated files rotated more than this many days ago. */
+  retentionDays?: number;
+  /** Keep at most this many rotated files; 0 removes every rotated file. */
+  maxRotated?: number;
+  /** Move removed files here (same names, 0600) instead of deleting them. */
+  archiveDir?: string;
+  /**
+   * Plan and report only; change nothing.
+   *
+   * @default {false}
+   */
+  dryRun?: boolean;
+  /** HMAC key of the log; required when the log carries MACs. */
+  hmacKey?: Uint8Array;
+  /**
+   * The time ages are measured from.
+   *
+   * @default {new Date()}
+   */
+  now?: Date;
+  /** Called as each step completes (progress, and fault injection in tests). */
+  onStep?: (step: PruneStep) => void | Promise<void>;
+}
+
+/** The verification summary a prune report keeps (the chain's file list is left out). */
+export type PruneVerification = VerifyReport & { warnings: string[] };
+
+/** The before/after report of {@linkcode pruneLog} (`--out`). */
+export interface PruneReport {
+  /** Report version. */
+  schema: 1;
+  /** Unix seconds (float) of the prune. */
+  ts: number;
+  /** Path of the active file. */
+  log: string;
+  /** True when the log verified before and after (and, in a dry run, before). */
+  ok: boolean;
+  /** Whether this was a dry run. */
+  dry_run: boolean;
+  /** `archive` or `delete`. */
+  action: "archive" | "delete";
+  /** Archive directory, or null. */
+  archive_dir: string | null;
+  /** The rules applied. */
+  policy: { retention_days: number | null; max_rotated: number | null };
+  /** Verification before anything was changed. */
+  before: PruneVerification;
+  /** Files selected for removal, oldest first (in a dry run: what would be removed). */
+  plan: PruneCandidate[];
+  /** Files a rule selects that stay because an older file is kept. */
+  held: PruneCandidate[];
+  /** Rotated files kept. */
+  kept: string[];
+  /** Files actually removed or archived, in order. */
+  removed: string[];
+  /** The prune record: `{seq, hash}` (v1: seq null), or null when none was written. */
+  record: { seq: number | null; hash: string } | null;
+  /** Verification after the prune, or null when nothing was changed. */
+  after: PruneVerification | null;
+}
+
+function summary(report: VerifyLogReport): PruneVerification {
+  const { ok, files, records, head, mac_checked, failure, warnings } = report;
+  return { ok, files, records, head, mac_checked, failure, warnings };
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "not found";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [left, right] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
+  if (left.length !== right.length) return false;
+  return left.every((byte, index) => byte === right[index]);
+}
+
+/** Checks every archive destination before anything changes; true where a copy already exists. */
+async function checkArchive(archiveDir: string, plan: PruneCandidate[]): Promise<Set<string>> {
+  const done = new Set<string>();
+  for (const candidate of plan) {
+    const target = `${archiveDir}/${candidate.file}`;
+    let exists = true;
+    try {
+      await Deno.lstat(target);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        throw new KvhError(
+          "archive_unreadable",
+          `Cannot check archive ${target}: ${describeError(error)}`,
+        );
+      }
+      exists = false;
+    }
+    if (!exists) continue;
+    // A crash between archiving and unlinking leaves an identical copy: finish that move.
+    if (await sameContent(candidate.path, target)) {
+      done.add(candidate.file);
+      continue;
+    }
+    throw new KvhError(
+      "archive_exists",
+      `Refusing to archive ${candidate.file}: ${target} exists with other content`,
+    );
+  }
+  return done;
+}
+
+async function copyNoClobber(source: string, target: string): Promise<void> {
+  const out = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const input = await Deno.open(source, { read: true });
+    for await (const chunk of input.readable) {
+      let offset = 0;
+      while (offset < chunk.length) offset += await out.write(chunk.subarray(offset));
+    }
+    await out.sync();
+  } catch (error) {
+    await Deno.remove(target).catch(() => {});
+    throw error;
+  } finally {
+    out.close();
+  }
+}
+
+async function archiveFile(source: string, archiveDir: string, name: string): Promise<void> {
+  const target = `${archiveDir}/${name}`;
+  try {
+    // link(2) never replaces an existing name, so an archived file is never overwritten.
+    await Deno.link(source, target);
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) throw error;
+    // Another file system (EXDEV) or no hard links: copy, still without replacing.
+    await copyNoClobber(source, target);
+  }
+  await Deno.chmod(target, 0o600);
+  await syncDir(archiveDir);
+}
+
+/** Appends a format-v1 prune record the way the Python tool appends, under kvh's writer lock. */
+async function appendV1Record(
+  path: string,
+  expectedLast: string,
+  fields: Record<string, unknown>,
+  hmacKey: Uint8Array | undefined,
+): Promise<{ seq: null; hash: string }> {
+  const lock = await Deno.open(`${path}.lock`, {
+    read: true,
+    write: true,
+    create: true,
+    mode: 0o600,
+  });
+  try {
+    if (!(await lock.tryLock(true))) {
+      throw new KvhError(
+        "log_locked",
+        `Cannot prune ${path}: another writer holds the lock ${path}.lock`,
+      );
+    }
+    // The Python writer takes no lock: make sure nothing was appended since verification.
+    const active = await verifyLog(path, { hmacKey, activeOnly: true });
+    const last = active.chain.at(-1)?.last_hash;
+    if (!active.ok || last !== expectedLast) {
+      throw new KvhError(
+        "log_changed",
+        `Cannot prune ${path}: it changed since it was verified (is the Python writer still running?)`,
+      );
+    }
+    const { line, currHash } = sealV1Record(fields, last, { key: hmacKey });
+    const file = await Deno.open(path, { write: true, append: true });
+    try {
+      const bytes = new TextEncoder().encode(line + "\n");
+      let offset = 0;
+      while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    return { seq: null, hash: currHash };
+  } finally {
+    lock.close();
+  }
+}
+
+function reasonText(plan: PruneCandidate[], retentionDays?: number, maxRotated?: number): string {
+  const rules = new Set<PruneRule>(plan.flatMap((candidate) => candidate.rules));
+  const parts: string[] = [];
+  if (rules.has("age")) parts.push(`retention: rotated more than ${retentionDays} days ago`);
+  if (rules.has("count")) parts.push(`count: keep the newest ${maxRotated} rotated files`);
+  return parts.join("; ");
+}
+
+/**
+ * Prunes a forensic log's rotated files. Verifies the whole history first and changes nothing if
+ * that fails; removes (or archives) the oldest rotated files the rules select, never the active
+ * file and never a file in the middle; appends a `prune` record naming each removed file with
+ * its seq range and last hash (format v2 through the writer, format v1 as the Python tool writes
+ * it) before removing anything; verifies again.
+ *
+ * @param options Log, rules, archive, key, dry run.
+ * @returns The before/after report; `ok` is false when verification failed before or after.
+ * @throws {KvhError} Exit 1 when the log cannot be read or locked, an archive target exists with
+ * other content, the log carries MACs but no key was given, or a file cannot be moved.
+ *
+ * @example Usage
+ * ```ts
+ * import { openForensicLog, pruneLog } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const log = await openForensicLog({ dir, maxBytes: 200, handleSignals: false });
+ * for (let i = 0; i < 6; i++) await log.append("free", { handle: `h${i}` }, { critical: true });
+ * await log.close();
+ * const report = await pruneLog({ dir, maxRotated: 1 });
+ * assert.equal(report.ok, true);
+ * assert.ok(report.removed.length > 0);
+ * assert.equal(report.after?.ok, true);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
+  const { dir, file = "kv_cache.log", retentionDays, maxRotated, archiveDir, hmacKey } = options;
+  const { dryRun = false, now = new Date(), onStep } = options;
+  const path = `${dir}/${file}`;
+  const beforeReport = await verifyLog(path, { hmacKey });
+  const report: PruneReport = {
+    schema: 1,
+    ts: now.getTime() / 1000,
+    log: path,
+    ok: beforeReport.ok,
+    dry_run: dryRun,
+    action: archiveDir === undefined ? "delete" : "archive",
+    archive_dir: archiveDir ?? null,
+    policy: { retention_days: retentionDays ?? null, max_rotated: maxRotated ?? null },
+    before: summary(beforeReport),
+    plan: [],
+    held: [],
+    kept: [],
+    removed: [],
+    record: null,
+    after: null,
+  };
+  if (!beforeReport.ok) return report;
+  if (hmacKey === undefined && beforeReport.warnings.some((warning) => /MAC/.test(warning))) {
+    // A record appended without a MAC would make the log fail verification with the key.
+    throw new KvhError(
+      "prune_key_missing",
+      `Cannot prune ${path}: its records carry MACs; give the key (--hmac-key-file or FORENSIC_HMAC_SECRET)`,
+    );
+  }
+  await onStep?.({ step: "verified" });
+  const plan = planPrune(beforeReport.chain, { retentionDays, maxRotated }, now);
+  report.plan = plan.remove;
+  report.held = plan.held;
+  report.kept = plan.keep;
+  if (plan.remove.length === 0) return report;
+  const archived = archiveDir === undefined
+    ? new Set<string>()
+    : await checkArchive(archiveDir, plan.remove);
+  if (dryRun) return report;
+
+  report.record = await appendRecord(beforeReport.chain, plan.remove, {
+    path,
+    dir,
+    file,
+    hmacKey,
+    reason: reasonText(plan.remove, retentionDays, maxRotated),
+  });
+  await onStep?.({ step: "recorded", ...report.record });
+
+  if (archiveDir !== undefined) await Deno.mkdir(archiveDir, { recursive: true, mode: 0o700 });
+  for (const candidate of plan.remove) {
+    try {
+      if (archiveDir !== undefined && !archived.has(candidate.file)) {
+        await archiveFile(candidate.path, archiveDir, candidate.file);
+      }
+      await Deno.remove(candidate.path);
+      await syncDir(dir);
+    } catch (error) {
+      throw new KvhError(
+        "prune_move_failed",
+        `Cannot ${archiveDir === undefined ? "delete" : "archive"} ${candidate.path}: ${
+          describeError(error)
+        }`,
+        { cause: error },
+      );
+    }
+    report.removed.push(candidate.file);
+    await onStep?.({ step: "removed", file: candidate.file });
+  }
+
+  const afterReport = await verifyLog(path, { hmacKey });
+  report.after = summary(afterReport);
+  report.ok = afterReport.ok;
+  await onStep?.({ step: "reverified" });
+  return report;
+}
+
+interface RecordTarget {
+  path: string;
+  dir: string;
+  file: string;
+  hmacKey: Uint8Array | undefined;
+  reason: string;
+}
+
+async function appendRecord(
+  chain: readonly ChainFile[],
+  remove: readonly PruneCandidate[],
+  target: RecordTarget,
+): Promise<{ seq: number | null; hash: string }> {
+  const active = chain.at(-1)!;
+  if (remove[0]!.format === "v1") {
+    if (active.last_hash === null || active.format !== "v1") {
+      throw new KvhError(
+        "prune_no_active",
+        `Cannot prune ${target.path}: the active file has no format v1 record to chain the prune record to`,
+      );
+    }
+    const removed = remove.map(({ file, last_hash, records }) => ({
+      file,
+      last_hash,
+      lines: records,
+    }));
+    return await appendV1Record(
+      target.path,
+      active.last_hash,
+      { event_type: "prune", removed, reason: target.reason },
+      target.hmacKey,
+    );
+  }
+  const log = await openForensicLog({
+    dir: target.dir,
+    file: target.file,
+    hmacKey: target.hmacKey,
+    // The prune record must land in the active file it was planned against.
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    handleSignals: false,
+  });
+  try {
+    const removed = remove.map(({ file, first_seq, last_seq, last_hash }) => ({
+      file,
+      first_seq,
+      last_seq,
+      last_hash,
+    }));
+    const record = await log.append("prune", { removed, reason: target.reason }, {
+      critical: true,
+    });
+    return { seq: record.seq, hash: record.hash };
+  } finally {
+    await log.close();
+  }
+}
