@@ -12,7 +12,7 @@
 import type { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
 import { evaluateGate } from "../lib/gate/evaluate_gate.ts";
-import { readMetrics } from "../lib/gate/read_metrics.ts";
+import { readGateMetrics } from "../lib/gate/read_metrics.ts";
 import type { GateMetrics, GateThresholds } from "../lib/gate/types.ts";
 import {
   addLogCheck,
@@ -153,7 +153,7 @@ function fileSource(path: string | undefined): MetricsSource {
       "Missing metrics file: usage is kvh gate METRICS.json [options]",
     );
   }
-  return { label: path, load: () => readMetrics(path) };
+  return { label: path, load: () => readGateMetrics(path) };
 }
 
 /** The file source, or the fleet (DESIGN.md §7) when `--prometheus` is given. */
@@ -194,8 +194,8 @@ async function resolveConfig(raw: RawFlags): Promise<GateConfig> {
   let fromPolicy: { [K in keyof GateThresholds]?: GateThresholds[K] | null } = {};
   const policyPath = stringFlag(raw, "--policy");
   if (policyPath !== undefined) {
-    const { readPolicy, policyThresholds } = await import("../lib/gate/policy.ts");
-    fromPolicy = policyThresholds(await readPolicy(policyPath));
+    const { readGatePolicy, gatePolicyThresholds } = await import("../lib/gate/policy.ts");
+    fromPolicy = gatePolicyThresholds(await readGatePolicy(policyPath));
   }
   const p95 = numberFlag(raw, "--p95-max-ms");
   const p95Alias = numberFlag(raw, "--sanitize-p95-ms-max");

@@ -5,8 +5,13 @@
  * @module
  */
 export { evaluateGate } from "./evaluate_gate.ts";
-export { type MetricsInput, parseMetrics, readMetrics } from "./read_metrics.ts";
-export { type GatePolicy, parsePolicy, policyThresholds, readPolicy } from "./policy.ts";
+export { type GateMetricsInput, parseGateMetrics, readGateMetrics } from "./read_metrics.ts";
+export {
+  type GatePolicy,
+  gatePolicyThresholds,
+  parseGatePolicy,
+  readGatePolicy,
+} from "./policy.ts";
 export {
   addLogCheck,
   LOG_CHECK,

@@ -47,15 +47,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  *
  * @example Usage
  * ```ts
- * import { parsePolicy } from "./policy.ts";
+ * import { parseGatePolicy } from "./policy.ts";
  * import assert from "node:assert/strict";
  *
- * const policy = parsePolicy('{"coverage_pct_min": 99.99, "reuse_rate_max": null}', "policy.json");
+ * const policy = parseGatePolicy('{"coverage_pct_min": 99.99, "reuse_rate_max": null}', "policy.json");
  * assert.equal(policy.coverage_pct_min, 99.99);
- * assert.throws(() => parsePolicy('{"coverage_min": 99}', "policy.json"), /unknown key "coverage_min"/);
+ * assert.throws(() => parseGatePolicy('{"coverage_min": 99}', "policy.json"), /unknown key "coverage_min"/);
  * ```
  */
-export function parsePolicy(text: string, name: string): GatePolicy {
+export function parseGatePolicy(text: string, name: string): GatePolicy {
   const invalid = (detail: string) =>
     new KvhError("policy_invalid", `Invalid policy ${name}: ${detail}`);
   if (text.trim() === "") throw invalid("the file is empty");
@@ -74,7 +74,7 @@ export function parsePolicy(text: string, name: string): GatePolicy {
 }
 
 /**
- * Reads a policy file and validates it with {@linkcode parsePolicy}.
+ * Reads a policy file and validates it with {@linkcode parseGatePolicy}.
  *
  * @param path The policy file.
  * @returns The policy.
@@ -82,19 +82,19 @@ export function parsePolicy(text: string, name: string): GatePolicy {
  *
  * @example Usage
  * ```ts
- * import { readPolicy } from "./policy.ts";
+ * import { readGatePolicy } from "./policy.ts";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * try {
  *   await Deno.writeTextFile(`${dir}/policy.json`, '{"quarantine_count_max": 2}');
- *   assert.equal((await readPolicy(`${dir}/policy.json`)).quarantine_count_max, 2);
+ *   assert.equal((await readGatePolicy(`${dir}/policy.json`)).quarantine_count_max, 2);
  * } finally {
  *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */
-export async function readPolicy(path: string): Promise<GatePolicy> {
+export async function readGatePolicy(path: string): Promise<GatePolicy> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -107,7 +107,7 @@ export async function readPolicy(path: string): Promise<GatePolicy> {
       },
     );
   }
-  return parsePolicy(text, path);
+  return parseGatePolicy(text, path);
 }
 
 /**
@@ -119,16 +119,16 @@ export async function readPolicy(path: string): Promise<GatePolicy> {
  *
  * @example Usage
  * ```ts
- * import { policyThresholds } from "./policy.ts";
+ * import { gatePolicyThresholds } from "./policy.ts";
  * import assert from "node:assert/strict";
  *
- * assert.deepEqual(policyThresholds({ quarantine_count_max: 1, reuse_rate_max: null }), {
+ * assert.deepEqual(gatePolicyThresholds({ quarantine_count_max: 1, reuse_rate_max: null }), {
  *   quarantineMax: 1,
  *   reuseRateMax: null,
  * });
  * ```
  */
-export function policyThresholds(
+export function gatePolicyThresholds(
   policy: GatePolicy,
 ): { [K in keyof GateThresholds]?: GateThresholds[K] | null } {
   const out: { [K in keyof GateThresholds]?: GateThresholds[K] | null } = {};

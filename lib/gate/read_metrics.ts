@@ -12,7 +12,7 @@ import { KvhError } from "../errors.ts";
 import type { GateMetricName, GateMetrics } from "./types.ts";
 
 /** The metrics a gate reads and the JSON object they came from. */
-export interface MetricsInput {
+export interface GateMetricsInput {
   /** The validated values the gate knows, as found. */
   metrics: GateMetrics;
   /** The object the values were read from (the inner one when nested), echoed in the verdict. */
@@ -54,15 +54,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
  *
  * @example Usage
  * ```ts
- * import { parseMetrics } from "./read_metrics.ts";
+ * import { parseGateMetrics } from "./read_metrics.ts";
  * import assert from "node:assert/strict";
  *
- * const input = parseMetrics('{"metrics": {"quarantine_count": 1}}', "coverage.json");
+ * const input = parseGateMetrics('{"metrics": {"quarantine_count": 1}}', "coverage.json");
  * assert.equal(input.metrics.quarantine_count, 1);
  * assert.equal(input.nested, true);
  * ```
  */
-export function parseMetrics(text: string, name: string): MetricsInput {
+export function parseGateMetrics(text: string, name: string): GateMetricsInput {
   const malformed = (detail: string) =>
     new KvhError("metrics_malformed", `Malformed metrics ${name}: ${detail}`);
   if (text.trim() === "") throw malformed("the file is empty");
@@ -98,7 +98,7 @@ export function parseMetrics(text: string, name: string): MetricsInput {
 }
 
 /**
- * Reads a metrics file and validates it with {@linkcode parseMetrics}.
+ * Reads a metrics file and validates it with {@linkcode parseGateMetrics}.
  *
  * @param path The metrics file.
  * @returns The values, the object they came from, and the file's bytes (for an evidence bundle).
@@ -106,22 +106,22 @@ export function parseMetrics(text: string, name: string): MetricsInput {
  *
  * @example Usage
  * ```ts
- * import { readMetrics } from "./read_metrics.ts";
+ * import { readGateMetrics } from "./read_metrics.ts";
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
  * try {
  *   await Deno.writeTextFile(`${dir}/m.json`, '{"min_coverage_pct": 100.0}');
- *   const input = await readMetrics(`${dir}/m.json`);
+ *   const input = await readGateMetrics(`${dir}/m.json`);
  *   assert.equal(input.metrics.min_coverage_pct, 100);
  * } finally {
  *   await Deno.remove(dir, { recursive: true });
  * }
  * ```
  */
-export async function readMetrics(
+export async function readGateMetrics(
   path: string,
-): Promise<MetricsInput & { bytes: Uint8Array<ArrayBuffer> }> {
+): Promise<GateMetricsInput & { bytes: Uint8Array<ArrayBuffer> }> {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = await Deno.readFile(path);
@@ -142,5 +142,5 @@ export async function readMetrics(
       cause: error,
     });
   }
-  return { ...parseMetrics(text, path), bytes };
+  return { ...parseGateMetrics(text, path), bytes };
 }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { parsePolicy, policyThresholds, readPolicy } from "../../lib/gate/policy.ts";
+import { gatePolicyThresholds, parseGatePolicy, readGatePolicy } from "../../lib/gate/policy.ts";
 import { KvhError } from "../../lib/errors.ts";
 
 function assertInvalid(text: string, pattern: RegExp): void {
-  assert.throws(() => parsePolicy(text, "policy.json"), (error: unknown) => {
+  assert.throws(() => parseGatePolicy(text, "policy.json"), (error: unknown) => {
     assert.ok(error instanceof KvhError);
     assert.equal(error.code, "policy_invalid");
     assert.equal(error.exitCode, 1);
@@ -13,8 +13,8 @@ function assertInvalid(text: string, pattern: RegExp): void {
   });
 }
 
-Deno.test("parsePolicy() accepts the thresholds of a Python verdict", () => {
-  const policy = parsePolicy(
+Deno.test("parseGatePolicy() accepts the thresholds of a Python verdict", () => {
+  const policy = parseGatePolicy(
     JSON.stringify({
       coverage_pct_min: 99.9,
       unsanitized_regions_max: 0,
@@ -24,7 +24,7 @@ Deno.test("parsePolicy() accepts the thresholds of a Python verdict", () => {
     }),
     "policy.json",
   );
-  assert.deepEqual(policyThresholds(policy), {
+  assert.deepEqual(gatePolicyThresholds(policy), {
     coverageMinPct: 99.9,
     unsanitizedMax: 0,
     quarantineMax: 0,
@@ -33,12 +33,12 @@ Deno.test("parsePolicy() accepts the thresholds of a Python verdict", () => {
   });
 });
 
-Deno.test("parsePolicy() names unknown keys", () => {
+Deno.test("parseGatePolicy() names unknown keys", () => {
   assertInvalid('{"coverage_min": 99}', /unknown key "coverage_min"$/);
   assertInvalid('{"a": 1, "b": 2}', /unknown keys "a", "b"/);
 });
 
-Deno.test("parsePolicy() refuses wrong types, negatives and fractional counts", () => {
+Deno.test("parseGatePolicy() refuses wrong types, negatives and fractional counts", () => {
   assertInvalid('{"coverage_pct_min": "99.9"}', /coverage_pct_min: .*expected number/);
   assertInvalid('{"quarantine_count_max": 0.5}', /quarantine_count_max: .*int/);
   assertInvalid('{"unsanitized_regions_max": -1}', /unsanitized_regions_max: /);
@@ -48,16 +48,16 @@ Deno.test("parsePolicy() refuses wrong types, negatives and fractional counts", 
   assertInvalid("{", /not valid JSON/);
 });
 
-Deno.test("policyThresholds() leaves out what a policy does not mention", () => {
-  assert.deepEqual(policyThresholds(parsePolicy("{}", "p")), {});
+Deno.test("gatePolicyThresholds() leaves out what a policy does not mention", () => {
+  assert.deepEqual(gatePolicyThresholds(parseGatePolicy("{}", "p")), {});
 });
 
-Deno.test("readPolicy() reads a file and reports a missing one as exit 1", async () => {
+Deno.test("readGatePolicy() reads a file and reports a missing one as exit 1", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/p.json`, '{"reuse_rate_max": 0.25}');
-    assert.equal((await readPolicy(`${dir}/p.json`)).reuse_rate_max, 0.25);
-    await assert.rejects(readPolicy(`${dir}/absent.json`), (error: unknown) => {
+    assert.equal((await readGatePolicy(`${dir}/p.json`)).reuse_rate_max, 0.25);
+    await assert.rejects(readGatePolicy(`${dir}/absent.json`), (error: unknown) => {
       assert.ok(error instanceof KvhError);
       assert.equal(error.code, "policy_unreadable");
       assert.match(error.message, /absent\.json: not found/);
