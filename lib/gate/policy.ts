@@ -9,23 +9,35 @@ import { describeIoError } from "../../cli/_common.ts";
 import { KvhError } from "../errors.ts";
 import type { GateThresholds } from "./types.ts";
 
+/**
+ * A gate policy: the thresholds as the Python tool's verdict names them. Every key is optional;
+ * an absent key leaves the flag, environment or default in place, and `null` turns an optional
+ * check off.
+ */
+export interface GatePolicy {
+  /** Minimum coverage in percent. */
+  coverage_pct_min?: number;
+  /** Maximum unsanitized buffers. */
+  unsanitized_regions_max?: number;
+  /** Maximum quarantined buffers. */
+  quarantine_count_max?: number;
+  /** Maximum reuse rate, or null for no check. */
+  reuse_rate_max?: number | null;
+  /** Maximum p95 scrub duration in milliseconds, or null for no check. */
+  sanitize_p95_ms_max?: number | null;
+}
+
 const count = z.number().int().min(0);
 const amount = z.number().min(0);
 
 /** Unknown keys are refused: a misspelt threshold must not silently fall back to a default. */
-const POLICY_SCHEMA = z.strictObject({
+const POLICY_SCHEMA: z.ZodType<GatePolicy> = z.strictObject({
   coverage_pct_min: amount.optional(),
   unsanitized_regions_max: count.optional(),
   quarantine_count_max: count.optional(),
   reuse_rate_max: amount.nullable().optional(),
   sanitize_p95_ms_max: amount.nullable().optional(),
 });
-
-/**
- * A gate policy. Every key is optional; an absent key leaves the flag, environment or default in
- * place, and `null` turns an optional check off.
- */
-export type GatePolicy = z.infer<typeof POLICY_SCHEMA>;
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "unrecognized_keys") {
