@@ -154,9 +154,29 @@ Deno.test("runSanitizeBench() warns about sizes inside the last-level cache and 
   assert.deepEqual(progress, [
     "cpu 4KiB: roofline",
     "cpu 4KiB: 1 scrubs",
+    "cpu 4KiB: roofline again",
     "cpu 1MiB: roofline",
     "cpu 1MiB: 1 scrubs",
+    "cpu 1MiB: roofline again",
   ]);
+});
+
+Deno.test("runSanitizeBench() keeps the better roofline of the runs before and after the scrubs", async () => {
+  const runs: Roofline[] = [
+    { writeGBps: 10, readGBps: 5, methods: { write: "w", read: "r" } },
+    { writeGBps: 20, readGBps: 2, copyGBps: 3, methods: { write: "w", read: "r" } },
+  ];
+  const probe = { measure: () => Promise.resolve(runs.shift()!) };
+  const report = await runSanitizeBench(new CpuSanitizer(), probe, {
+    sizes: [4096],
+    iterations: 1,
+  });
+  assert.deepEqual(report.results[0]!.roofline, {
+    writeGBps: 20,
+    readGBps: 5,
+    copyGBps: 3,
+    methods: { write: "w", read: "r" },
+  });
 });
 
 /** CPU sanitizer with a batched block scrub, standing in for CUDA's. */
