@@ -11,10 +11,32 @@ const FIXTURE = new URL("../tests/gate/fixtures/pass.json.txt", import.meta.url)
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const HELLO = new URL("./_hello.ts", import.meta.url).pathname;
 
+const POLICY = await Deno.makeTempFile({ suffix: ".json" });
+await Deno.writeTextFile(POLICY, '{"coverage_pct_min": 99.9}');
+const LOG = new URL("../tests/gate/fixtures/plain/kv_cache.log", import.meta.url).pathname;
+
 const VARIANTS: Record<string, string[]> = {
   "deno baseline (console.log only)": ["run", "-A", HELLO],
   "kvh gate METRICS (fast path)": ["run", "-A", MAIN, "gate", FIXTURE],
   "kvh gate METRICS --json": ["run", "-A", MAIN, "gate", FIXTURE, "--json"],
+  "kvh gate METRICS --policy FILE (loads zod)": [
+    "run",
+    "-A",
+    MAIN,
+    "gate",
+    FIXTURE,
+    "--policy",
+    POLICY,
+  ],
+  "kvh gate METRICS --require-verified LOG (50 v1 records)": [
+    "run",
+    "-A",
+    MAIN,
+    "gate",
+    FIXTURE,
+    "--require-verified",
+    LOG,
+  ],
   "kvh gate -- METRICS (commander path)": ["run", "-A", MAIN, "gate", "--", FIXTURE],
 };
 
@@ -53,6 +75,7 @@ const rows = [...samples].map(([name, times]) => {
     p75_ms: Number(quantile(sorted, 0.75).toFixed(1)),
   };
 });
+await Deno.remove(POLICY);
 if (Deno.args.includes("--json")) {
   console.log(JSON.stringify(rows, null, 2));
 } else {
