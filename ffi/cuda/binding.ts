@@ -225,10 +225,13 @@ export function check(symbols: CudaSymbols, status: number, what: string): void 
   if (status === 0) return;
   const absent = status === CUDA_ERROR_INSUFFICIENT_DRIVER || status === CUDA_ERROR_NO_DEVICE;
   const prefix = absent ? "CUDA unavailable" : `CUDA ${what} failed`;
+  const hint = status === CUDA_ERROR_INSUFFICIENT_DRIVER
+    ? " (no NVIDIA driver loaded, or one older than the CUDA runtime linked into the library)"
+    : "";
   throw new CudaError(
     absent ? "device_unavailable" : "device_error",
     status,
-    `${prefix}: ${describeCudaError(symbols, status)}`,
+    `${prefix}: ${describeCudaError(symbols, status)}${hint}`,
   );
 }
 
