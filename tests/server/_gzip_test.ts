@@ -34,7 +34,8 @@ Deno.test("gzipWithTail() is one gzip member decoding to body + tail (property, 
 Deno.test("gzipWithTail() reuses one prefix for many tails", () => {
   const body = new TextEncoder().encode("kvh_quarantined_buffers 0\n".repeat(100));
   const prefix = gzipPrefix(body);
-  for (const tail of ["", "x 1\n", "y 2\n".repeat(50)]) {
+  // 150 000 bytes: three stored blocks, the first two at the 65 535-byte maximum.
+  for (const tail of ["", "x 1\n", "y 2\n".repeat(50), "z".repeat(150_000)]) {
     const bytes = new TextEncoder().encode(tail);
     assert.deepEqual(new Uint8Array(gunzipSync(gzipWithTail(prefix, bytes))), concat(body, bytes));
   }
