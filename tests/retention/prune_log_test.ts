@@ -306,3 +306,127 @@ Deno.test("pruneLog() killed after recording on a v1 log leaves a log that verif
     assert.equal(rotatedNames(await listNames(dir)).length, 3);
   });
 });
+
+Deno.test("pruneLog() finishes a move that an interrupted archive left half done", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(dir);
+    const archive = `${dir}/archive`;
+    await Deno.mkdir(archive);
+    const oldest = rotatedNames(await listNames(dir))[0]!;
+    await Deno.copyFile(`${dir}/${oldest}`, `${archive}/${oldest}`);
+    const report = await pruneLog({ dir, maxRotated: 1, archiveDir: archive });
+    assert.equal(report.ok, true);
+    assert.equal(report.removed[0], oldest);
+    assert.ok(!(await listNames(dir)).includes(oldest));
+  });
+});
+
+async function otherFileSystem(): Promise<string | undefined> {
+  try {
+    const [shm, tmp] = await Promise.all([
+      Deno.stat("/dev/shm"),
+      Deno.stat(Deno.env.get("TMPDIR") ?? "/tmp"),
+    ]);
+    return shm.isDirectory && shm.dev !== tmp.dev
+      ? await Deno.makeTempDir({ dir: "/dev/shm" })
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+Deno.test("pruneLog() copies into an archive on another file system", async () => {
+  const archive = await otherFileSystem();
+  if (archive === undefined) return;
+  try {
+    await withTempDir(async (dir) => {
+      await writeRotatedLog(dir);
+      const contents = await snapshot(dir);
+      const report = await pruneLog({ dir, maxRotated: 2, archiveDir: archive });
+      assert.equal(report.ok, true);
+      for (const name of report.removed) {
+        assert.equal(await Deno.readTextFile(`${archive}/${name}`), contents.get(name));
+        assert.equal((await Deno.stat(`${archive}/${name}`)).mode! & 0o777, 0o600);
+      }
+    });
+  } finally {
+    await Deno.remove(archive, { recursive: true });
+  }
+});
+
+Deno.test("pruneLog() reports a file that vanished mid-prune as exit 1 and the log still verifies", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(dir);
+    const oldest = rotatedNames(await listNames(dir))[0]!;
+    const run = pruneLog({
+      dir,
+      maxRotated: 3,
+      onStep: async (step) => {
+        if (step.step === "recorded") await Deno.remove(`${dir}/${oldest}`);
+      },
+    });
+    await assert.rejects(run, (error: unknown) => {
+      assert.ok(error instanceof KvhError);
+      assert.equal(error.code, "prune_move_failed");
+      assert.match(error.message, /not found/);
+      return true;
+    });
+    assert.equal((await verifyLog(`${dir}/kv_cache.log`)).ok, true);
+  });
+});
+
+Deno.test("pruneLog() refuses a v1 log whose writer appended after verification", async () => {
+  await withTempDir(async (dir) => {
+    await copyV1Fixture(dir);
+    const rotatedBefore = rotatedNames(await listNames(dir));
+    const run = pruneLog({
+      dir,
+      maxRotated: 0,
+      onStep: async (step) => {
+        if (step.step !== "verified") return;
+        const file = await Deno.open(`${dir}/kv_cache.log`, { append: true });
+        await file.write(new TextEncoder().encode('{"curr_hash": "x"}\n'));
+        file.close();
+      },
+    });
+    await assert.rejects(
+      run,
+      (error: unknown) => error instanceof KvhError && error.code === "log_changed",
+    );
+    assert.deepEqual(rotatedNames(await listNames(dir)), rotatedBefore);
+  });
+});
+
+Deno.test("pruneLog() refuses a v1 log while another process holds the writer lock", async () => {
+  await withTempDir(async (dir) => {
+    await copyV1Fixture(dir);
+    const lock = await Deno.open(`${dir}/kv_cache.log.lock`, {
+      read: true,
+      write: true,
+      create: true,
+    });
+    try {
+      await lock.lock(true);
+      await assert.rejects(
+        pruneLog({ dir, maxRotated: 0 }),
+        (error: unknown) => error instanceof KvhError && error.code === "log_locked",
+      );
+    } finally {
+      lock.close();
+    }
+    assert.equal(rotatedNames(await listNames(dir)).length, 6);
+  });
+});
+
+Deno.test("pruneLog() refuses a v1 log whose active file has no record to chain to", async () => {
+  await withTempDir(async (dir) => {
+    await copyV1Fixture(dir);
+    await Deno.writeTextFile(`${dir}/kv_cache.log`, "");
+    const before = await verifyLog(`${dir}/kv_cache.log`);
+    if (!before.ok) return; // an empty active file may itself be a verification failure
+    await assert.rejects(
+      pruneLog({ dir, maxRotated: 0 }),
+      (error: unknown) => error instanceof KvhError && error.code === "prune_no_active",
+    );
+  });
+});
