@@ -143,6 +143,8 @@ interface LoadedMetrics {
 interface MetricsSource {
   /** The path or URL, recorded in the verdict. */
   label: string;
+  /** Permissions the source needs beyond reading and writing files (e.g. `net` for a URL). */
+  permissions: readonly Deno.PermissionName[];
   load(): Promise<LoadedMetrics>;
 }
 
@@ -153,7 +155,7 @@ function fileSource(path: string | undefined): MetricsSource {
       "Missing metrics file: usage is kvh gate METRICS.json [options]",
     );
   }
-  return { label: path, load: () => readGateMetrics(path) };
+  return { label: path, permissions: [], load: () => readGateMetrics(path) };
 }
 
 /** The file source, or the fleet (DESIGN.md §7) when `--prometheus` is given. */
@@ -171,6 +173,7 @@ function inputSource(path: string | undefined, raw: RawFlags): MetricsSource {
   }
   return {
     label: url,
+    permissions: ["net"],
     load: async () => {
       const { queryFleetMetrics } = await import("../lib/gate/prometheus_source.ts");
       const metrics = await queryFleetMetrics(url, selector === undefined ? {} : { selector });
@@ -295,7 +298,7 @@ function extensionOf(path: string): string {
 async function runGate(source: MetricsSource, raw: RawFlags): Promise<number> {
   const config = await resolveConfig(raw);
   // env stays: printError (cli/_common.ts) reads KVH_DEBUG when reporting a failure.
-  await revokePermissionsExcept(["read", "write", "env", "net"]);
+  await revokePermissionsExcept(["read", "write", "env", ...source.permissions]);
   const loaded = await source.load();
   let verdict = evaluateGate(loaded.metrics, config.thresholds);
   let verification: (VerifyReport & { log: string }) | undefined;
