@@ -24,7 +24,10 @@ export async function runAction(action: () => Promise<number>): Promise<void> {
 export function printError(error: unknown): void {
   const message = error instanceof Error ? error.message : String(error);
   console.error(`kvh: ${message.split("\n")[0]}`);
-  if (Deno.env.get("KVH_DEBUG") && error instanceof Error && error.stack) {
+  // The command may have revoked env access already; a diagnostic must never crash on that.
+  const canReadEnv =
+    Deno.permissions.querySync({ name: "env", variable: "KVH_DEBUG" }).state === "granted";
+  if (canReadEnv && Deno.env.get("KVH_DEBUG") && error instanceof Error && error.stack) {
     console.error(error.stack);
   }
 }
