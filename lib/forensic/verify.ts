@@ -302,8 +302,8 @@ function checkV2(
   if (info.records === 0 && !firstFile) {
     const previous = state.previousFile!;
     if (
-      event !== "rotate" || record.prev_file !== previous.file ||
-      record.prev_file_last_hash !== previous.last_hash || prev !== previous.last_hash ||
+      event !== "rotate" || record?.prev_file !== previous.file ||
+      record?.prev_file_last_hash !== previous.last_hash || prev !== previous.last_hash ||
       seq !== state.expectedSeq
     ) {
       return new Fail(
@@ -324,7 +324,7 @@ function checkV2(
       return new Fail("seq_gap", `Expected seq ${state.expectedSeq}, found ${seq}`);
     }
   }
-  if (event === "prune") collectPruneV2(record.removed, state);
+  if (event === "prune") collectPruneV2(record?.removed, state);
   state.expectedPrev = hash;
   state.expectedSeq = seq + 1;
   state.head = { seq, hash };

@@ -475,13 +475,14 @@ export class ForensicLog implements AuditSink {
         throw new TypeError("Cannot append: event name is empty");
       }
       sealed = this.#seal(event, fields);
-      const bytes = utf8Length(sealed.line);
+      let bytes = utf8Length(sealed.line);
       if (this.#fileRecords > 0 && this.#size + bytes > this.#init.maxBytes) {
         this.#rotate();
         mustCommit = true;
         sealed = this.#seal(event, fields);
+        bytes = utf8Length(sealed.line);
       }
-      this.#size += utf8Length(sealed.line);
+      this.#size += bytes;
     } catch (error) {
       this.#count(1, critical ? 1 : 0);
       return Promise.reject(error);
@@ -490,8 +491,17 @@ export class ForensicLog implements AuditSink {
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords++;
     if (this.#fileFirstSeq === null) this.#fileFirstSeq = sealed.record.seq;
-    if (mustCommit || this.#pending.records >= this.#init.commitRecords) {
-      return this.#commit().then(() => sealed.record);
+    if (mustCommit) return this.#commit().then(() => sealed.record);
+    if (this.#pending.records >= this.#init.commitRecords) {
+      // Double buffering: the full group is written and fsynced in the background while the
+      // caller seals the next one; the append waits only for the group before it, so at most
+      // two groups are ever held in memory.
+      const previous = this.#io;
+      this.#commit().catch(() => {});
+      return previous.then(() => {
+        if (this.#failure !== undefined) throw this.#failure;
+        return sealed.record;
+      });
     }
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
@@ -670,7 +680,11 @@ function closeQuietly(file: Deno.FsFile): void {
   }
 }
 
+const NON_ASCII = /[\u0080-\uffff]/;
+
 function utf8Length(text: string): number {
+  // Records are nearly always ASCII; the regex scan runs natively and skips the loop below.
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
