@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { describeIoError } from "../../cli/_common.ts";
 import { KvhError } from "../errors.ts";
 import { sealV1Record } from "../forensic/format_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
@@ -104,13 +105,6 @@ function summary(report: VerifyLogReport): PruneVerification {
   return { ok, files, records, head, mac_checked, failure, warnings };
 }
 
-function describeError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "not found";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
-  return error instanceof Error ? error.message : String(error);
-}
-
 async function sameContent(a: string, b: string): Promise<boolean> {
   const [left, right] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
   if (left.length !== right.length) return false;
@@ -129,7 +123,7 @@ async function checkArchive(archiveDir: string, plan: PruneCandidate[]): Promise
       if (!(error instanceof Deno.errors.NotFound)) {
         throw new KvhError(
           "archive_unreadable",
-          `Cannot check archive ${target}: ${describeError(error)}`,
+          `Cannot check archive ${target}: ${describeIoError(error)}`,
         );
       }
       exists = false;
@@ -322,7 +316,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
       throw new KvhError(
         "prune_move_failed",
         `Cannot ${archiveDir === undefined ? "delete" : "archive"} ${candidate.path}: ${
-          describeError(error)
+          describeIoError(error)
         }`,
         { cause: error },
       );
