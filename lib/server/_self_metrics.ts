@@ -1,7 +1,6 @@
 /**
- * The exporter's own counters, written after the source's bytes in one allocation. The HELP
- * and TYPE lines are encoded once at load; per scrape only the numbers are written, because
- * this runs on every request of the hot path.
+ * The exporter's own counters in the text exposition format, appended after the source's
+ * lines. HELP and TYPE lines are built once at load; per rendering only the numbers change.
  *
  * @module
  */
@@ -16,30 +15,20 @@ export interface ExporterCounts {
   headersTooLarge: number;
 }
 
-const encoder = new TextEncoder();
-
-function family(name: string, type: "counter" | "gauge", help: string, labels = ""): Uint8Array {
-  return encoder.encode(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name}${labels} `);
-}
-function sample(name: string, labels: string): Uint8Array {
-  return encoder.encode(`${name}${labels} `);
+function family(name: string, type: "counter" | "gauge", help: string): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
 }
 
-const SCRAPES_200 = family(
+const SCRAPES = family(
   "kvh_exporter_scrapes_total",
   "counter",
   "Scrapes of /metrics answered, by HTTP status code.",
-  '{code="200"}',
 );
-const SCRAPES_503 = sample("kvh_exporter_scrapes_total", '{code="503"}');
-const REJECTED_401 = family(
+const REJECTED = family(
   "kvh_exporter_rejected_requests_total",
   "counter",
   "Requests refused for their size or a missing, malformed or wrong bearer token, by status.",
-  '{code="401"}',
 );
-const REJECTED_413 = sample("kvh_exporter_rejected_requests_total", '{code="413"}');
-const REJECTED_431 = sample("kvh_exporter_rejected_requests_total", '{code="431"}');
 const RELOADS = family("kvh_exporter_reloads_total", "counter", "Successful loads of the source.");
 const RELOAD_FAILURES = family(
   "kvh_exporter_reload_failures_total",
@@ -53,41 +42,27 @@ const MTIME = family(
 );
 
 /**
- * `body`, a newline if it lacks a final one, then the exporter's samples.
+ * The exporter's samples as exposition text, every line `\n`-terminated.
  *
- * @returns The whole exposition; what was appended starts at `body.length`.
+ * @param counts Requests answered by the app.
+ * @param stats What the source reports about itself; absent fields are left out.
+ * @returns The text to append after the source's own lines.
  */
-export function appendSelfMetrics(
-  body: Uint8Array,
-  needsNewline: boolean,
-  counts: ExporterCounts,
-  stats: MetricsSourceStats,
-): Uint8Array<ArrayBuffer> {
-  const parts: [Uint8Array, string][] = [
-    [SCRAPES_200, String(counts.ok)],
-    [SCRAPES_503, String(counts.unavailable)],
-    [REJECTED_401, String(counts.unauthorized)],
-    [REJECTED_413, String(counts.bodyTooLarge)],
-    [REJECTED_431, String(counts.headersTooLarge)],
-  ];
-  if (stats.reloads !== undefined) parts.push([RELOADS, String(stats.reloads)]);
+export function renderSelfMetrics(counts: ExporterCounts, stats: MetricsSourceStats): string {
+  let text = `${SCRAPES}kvh_exporter_scrapes_total{code="200"} ${counts.ok}
+kvh_exporter_scrapes_total{code="503"} ${counts.unavailable}
+${REJECTED}kvh_exporter_rejected_requests_total{code="401"} ${counts.unauthorized}
+kvh_exporter_rejected_requests_total{code="413"} ${counts.bodyTooLarge}
+kvh_exporter_rejected_requests_total{code="431"} ${counts.headersTooLarge}
+`;
+  if (stats.reloads !== undefined) {
+    text += `${RELOADS}kvh_exporter_reloads_total ${stats.reloads}\n`;
+  }
   if (stats.reloadFailures !== undefined) {
-    parts.push([RELOAD_FAILURES, String(stats.reloadFailures)]);
+    text += `${RELOAD_FAILURES}kvh_exporter_reload_failures_total ${stats.reloadFailures}\n`;
   }
-  if (stats.mtimeMs !== undefined) parts.push([MTIME, String(stats.mtimeMs / 1000)]);
-  const tailStart = body.length + (needsNewline ? 1 : 0);
-  let length = tailStart;
-  for (const [prefix, value] of parts) length += prefix.length + value.length + 1;
-  const out = new Uint8Array(length);
-  out.set(body, 0);
-  if (needsNewline) out[body.length] = 0x0a;
-  let at = tailStart;
-  for (const [prefix, value] of parts) {
-    out.set(prefix, at);
-    at += prefix.length;
-    // Numbers are ASCII, so their UTF-16 code units are their bytes.
-    for (let i = 0; i < value.length; i++) out[at++] = value.charCodeAt(i);
-    out[at++] = 0x0a;
+  if (stats.mtimeMs !== undefined) {
+    text += `${MTIME}kvh_exporter_source_mtime_seconds ${stats.mtimeMs / 1000}\n`;
   }
-  return out;
+  return text;
 }

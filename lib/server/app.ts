@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { bearerCheck } from "./bearer_auth.ts";
-import { appendSelfMetrics, type ExporterCounts } from "./_self_metrics.ts";
+import { type ExporterCounts, renderSelfMetrics } from "./_self_metrics.ts";
 import { type GzipPrefix, gzipPrefix, gzipWithTail } from "./_gzip.ts";
 import type { ExpositionSnapshot, MetricsSource } from "./types.ts";
 
@@ -60,6 +60,14 @@ export interface CreateAppOptions {
    */
   selfMetrics?: boolean;
   /**
+   * How long one rendering of the self-metrics is reused. A burst of requests then shares one
+   * buffer instead of allocating the whole exposition per request; the counters it shows are
+   * at most this old, far below any scrape interval. 0 renders every response afresh.
+   *
+   * @default {100}
+   */
+  selfMetricsMaxAgeMs?: number;
+  /**
    * Receives one line per unexpected error (the client only sees a bare 500).
    *
    * @default {() => {}}
@@ -68,20 +76,44 @@ export interface CreateAppOptions {
 }
 
 const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" } as const;
-const METRICS_HEADERS = {
-  "content-type": PROMETHEUS_CONTENT_TYPE,
+// Vary only on the gzip variant: a cache that stores the identity body may hand it to any client,
+// and each extra header costs microseconds per response in Deno's Headers (measured).
+const METRICS_HEADERS = { "content-type": PROMETHEUS_CONTENT_TYPE } as const;
+const METRICS_GZIP_HEADERS = {
+  ...METRICS_HEADERS,
+  "content-encoding": "gzip",
   "vary": "accept-encoding",
 } as const;
-const METRICS_GZIP_HEADERS = { ...METRICS_HEADERS, "content-encoding": "gzip" } as const;
 const NOT_ALLOWED_HEADERS = { ...TEXT_HEADERS, allow: "GET, HEAD" } as const;
 const OTHER_METHODS = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
-const EMPTY = new Uint8Array(0);
 
-/** What the app derives once per distinct body: the gzip prefix and whether a newline is owed. */
-interface Derived {
+/**
+ * The exposition as last rendered: the source's body (and its text, when it is valid UTF-8), its
+ * gzip prefix (kept while the body is the same), and body + self-metrics as plain and gzipped
+ * responses, reused until they are `selfMetricsMaxAgeMs` old so a burst of requests allocates
+ * nothing. The plain response is a string when it can be: Deno builds a Response from a string
+ * several microseconds faster than from bytes (measured).
+ */
+interface Rendered {
   body: Uint8Array<ArrayBuffer>;
+  text: string | null;
   gzip: GzipPrefix | null;
-  needsNewline: boolean;
+  at: number;
+  tail: string;
+  out: string | Uint8Array<ArrayBuffer>;
+  gzipOut: Uint8Array<ArrayBuffer> | null;
+}
+
+const encoder = new TextEncoder();
+// fatal: bytes that are not UTF-8 are served as bytes, never replaced; ignoreBOM: a BOM stays.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(body: Uint8Array): string | null {
+  try {
+    return utf8.decode(body);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -112,6 +144,7 @@ export function createApp(options: CreateAppOptions): Hono {
     maxHeaderBytes = 8192,
     maxBodyBytes = 1024,
     selfMetrics = true,
+    selfMetricsMaxAgeMs = 100,
     log = () => {},
   } = options;
   if (!(maxHeaderBytes >= 0) || !(maxBodyBytes >= 0)) {
@@ -132,7 +165,7 @@ export function createApp(options: CreateAppOptions): Hono {
   const authorize = token === undefined
     ? null
     : bearerCheck({ token, onReject: () => counts.unauthorized++ });
-  let derived: Derived | null = null;
+  let rendered: Rendered | null = null;
 
   function limits(raw: Request): Response | null {
     let size = raw.url.length;
@@ -169,20 +202,44 @@ export function createApp(options: CreateAppOptions): Hono {
       return new Response(`${snapshot.reason}\n`, { status: 503, headers: TEXT_HEADERS });
     }
     counts.ok++;
-    if (derived === null || derived.body !== snapshot.body) {
-      const body = snapshot.body;
-      derived = { body, gzip: null, needsNewline: body.length > 0 && body.at(-1) !== 0x0a };
+    const now = performance.now();
+    let current = rendered;
+    if (
+      current === null || current.body !== snapshot.body || now - current.at >= selfMetricsMaxAgeMs
+    ) {
+      current = rendered = render(snapshot.body, current, now);
     }
-    const { body } = derived;
-    const out = selfMetrics
-      ? appendSelfMetrics(body, derived.needsNewline, counts, source.stats?.() ?? {})
-      : body;
     if (acceptsGzip(acceptEncoding)) {
-      derived.gzip ??= gzipPrefix(body);
-      const tail = out === body ? EMPTY : out.subarray(body.length);
-      return new Response(gzipWithTail(derived.gzip, tail), { headers: METRICS_GZIP_HEADERS });
+      if (current.gzipOut === null) {
+        current.gzip ??= gzipPrefix(current.body);
+        current.gzipOut = gzipWithTail(current.gzip, encoder.encode(current.tail));
+      }
+      return new Response(current.gzipOut, { headers: METRICS_GZIP_HEADERS });
     }
-    return new Response(out, { headers: METRICS_HEADERS });
+    return new Response(current.out, { headers: METRICS_HEADERS });
+  }
+
+  function render(
+    body: Uint8Array<ArrayBuffer>,
+    previous: Rendered | null,
+    now: number,
+  ): Rendered {
+    const same = previous?.body === body;
+    const text = same ? previous.text : decodeUtf8(body);
+    const needsNewline = body.length > 0 && body[body.length - 1] !== 0x0a;
+    const tail = selfMetrics
+      ? (needsNewline ? "\n" : "") + renderSelfMetrics(counts, source.stats?.() ?? {})
+      : "";
+    let out: string | Uint8Array<ArrayBuffer>;
+    if (text !== null) {
+      out = text + tail;
+    } else {
+      const tailBytes = encoder.encode(tail);
+      out = new Uint8Array(body.length + tailBytes.length);
+      out.set(body, 0);
+      out.set(tailBytes, body.length);
+    }
+    return { body, text, gzip: same ? previous.gzip : null, at: now, tail, out, gzipOut: null };
   }
 
   const app = new Hono();
@@ -236,12 +293,12 @@ function textSource(
   log: (line: string) => void,
 ): MetricsSource {
   let lastText: string | undefined;
-  let lastBody = EMPTY;
+  let lastBody = new Uint8Array(0);
   let failures = 0;
   function accept(text: string): ExpositionSnapshot {
     if (text !== lastText) {
       lastText = text;
-      lastBody = new TextEncoder().encode(text);
+      lastBody = encoder.encode(text);
     }
     return { ok: true, body: lastBody };
   }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { gunzipSync } from "node:zlib";
 import { gzipPrefix, gzipWithTail } from "../../lib/server/_gzip.ts";
-import { appendSelfMetrics } from "../../lib/server/_self_metrics.ts";
+import { renderSelfMetrics } from "../../lib/server/_self_metrics.ts";
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -41,16 +41,10 @@ Deno.test("gzipWithTail() reuses one prefix for many tails", () => {
   }
 });
 
-Deno.test("appendSelfMetrics() keeps the body's bytes and writes the counts", () => {
-  const body = new TextEncoder().encode("a 1");
-  const out = appendSelfMetrics(
-    body,
-    true,
-    { ok: 12, unavailable: 3, unauthorized: 4, bodyTooLarge: 5, headersTooLarge: 6 },
-    { reloads: 7, reloadFailures: 8, mtimeMs: 1500 },
-  );
-  const text = new TextDecoder().decode(out);
-  assert.ok(text.startsWith("a 1\n# HELP kvh_exporter_scrapes_total "));
+Deno.test("renderSelfMetrics() writes every count and leaves out what the source lacks", () => {
+  const counts = { ok: 12, unavailable: 3, unauthorized: 4, bodyTooLarge: 5, headersTooLarge: 6 };
+  const text = renderSelfMetrics(counts, { reloads: 7, reloadFailures: 8, mtimeMs: 1500 });
+  assert.ok(text.startsWith("# HELP kvh_exporter_scrapes_total "));
   for (
     const line of [
       'kvh_exporter_scrapes_total{code="200"} 12',
@@ -64,4 +58,7 @@ Deno.test("appendSelfMetrics() keeps the body's bytes and writes the counts", ()
     ]
   ) assert.ok(text.includes(`\n${line}\n`), line);
   assert.ok(text.endsWith("\n"));
+  const bare = renderSelfMetrics(counts, {});
+  assert.ok(!bare.includes("reload"));
+  assert.ok(!bare.includes("mtime"));
 });

@@ -50,17 +50,42 @@ Deno.test("createApp() serves the file's lines unchanged, then the exporter's ow
 });
 
 Deno.test("createApp() counts every scrape in kvh_exporter_scrapes_total", async () => {
-  const app = createApp({ source: () => FILE_TEXT });
+  const app = createApp({ source: () => FILE_TEXT, selfMetricsMaxAgeMs: 0 });
   await (await app.request("/metrics")).body?.cancel();
   await (await app.request("/metrics")).body?.cancel();
   const text = await (await app.request("/metrics")).text();
   assert.equal(sample(text, 'kvh_exporter_scrapes_total{code="200"}'), 3);
 });
 
+Deno.test("createApp() reuses one rendering within selfMetricsMaxAgeMs, not across a reload", async () => {
+  let text = FILE_TEXT;
+  const app = createApp({ source: () => text, selfMetricsMaxAgeMs: 3_600_000 });
+  const first = await (await app.request("/metrics")).text();
+  const second = await (await app.request("/metrics")).text();
+  assert.equal(second, first);
+  assert.equal(sample(second, 'kvh_exporter_scrapes_total{code="200"}'), 1);
+  text = "kvh_quarantined_buffers 7\n";
+  const changed = await (await app.request("/metrics")).text();
+  assert.ok(changed.startsWith(text));
+  assert.equal(sample(changed, 'kvh_exporter_scrapes_total{code="200"}'), 3);
+});
+
 Deno.test("createApp() adds a newline before its own lines when the file lacks one", async () => {
   const app = createApp({ source: () => "kvh_quarantined_buffers 0" });
   const text = await (await app.request("/metrics")).text();
   assert.ok(text.startsWith("kvh_quarantined_buffers 0\n# HELP kvh_exporter_scrapes_total "));
+});
+
+Deno.test("createApp() serves bytes that are not UTF-8 unchanged, gzipped or not", async () => {
+  const body = new Uint8Array([0x61, 0x20, 0x31, 0x20, 0x23, 0xff, 0xfe, 0x0a]);
+  const source: MetricsSource = { snapshot: () => ({ ok: true, body }) };
+  const app = createApp({ source, selfMetricsMaxAgeMs: 3_600_000 });
+  const plain = new Uint8Array(await (await app.request("/metrics")).arrayBuffer());
+  assert.deepEqual(plain.subarray(0, body.length), body);
+  const zipped = await app.request("/metrics", { headers: { "accept-encoding": "gzip" } });
+  const unzipped = new Uint8Array(gunzipSync(new Uint8Array(await zipped.arrayBuffer())));
+  assert.deepEqual(unzipped.subarray(0, body.length), body);
+  assert.deepEqual(unzipped, plain);
 });
 
 Deno.test("createApp() serves exactly the file when selfMetrics is false", async () => {
@@ -131,7 +156,7 @@ Deno.test("createApp() answers 405 with Allow for POST /metrics", async () => {
 });
 
 Deno.test("createApp() gzips when the client accepts gzip, decoding to the plain body", async () => {
-  const app = createApp({ source: () => FILE_TEXT });
+  const app = createApp({ source: () => FILE_TEXT, selfMetricsMaxAgeMs: 0 });
   const zipped = await app.request("/metrics", { headers: { "accept-encoding": "gzip, br" } });
   assert.equal(zipped.status, 200);
   assert.equal(zipped.headers.get("content-encoding"), "gzip");
