@@ -7,6 +7,12 @@ import { copyV1Fixture, EPOCH, listNames, snapshot, withTempDir, writeRotatedLog
 
 const CHILD = new URL("./_prune_child.ts", import.meta.url).pathname;
 
+/**
+ * Why a partly finished prune must verify: the record names every file before any is removed, so
+ * the first remaining file links to the last hash of ANY entry of that record, not only the last.
+ */
+const MID_PRUNE = "a history starting after any file a later prune record names must verify";
+
 function rotatedNames(names: string[]): string[] {
   return names.filter((name) => name.startsWith("kv_cache-"));
 }
@@ -288,7 +294,7 @@ for (const step of ["verified", "recorded", "removed:1", "removed:2"]) {
       const rotated = rotatedNames(await listNames(dir));
       await killedAt(dir, step, 1, `${dir}/archive`);
       const interrupted = await verifyLog(`${dir}/kv_cache.log`);
-      assert.equal(interrupted.ok, true, JSON.stringify(interrupted.failure));
+      assert.equal(interrupted.ok, true, `${MID_PRUNE}: ${JSON.stringify(interrupted.failure)}`);
       const rerun = await pruneLog({ dir, maxRotated: 1, archiveDir: `${dir}/archive` });
       assert.equal(rerun.ok, true, JSON.stringify(rerun.after?.failure));
       assert.deepEqual(rotatedNames(await listNames(dir)), rotated.slice(-1));
@@ -371,7 +377,8 @@ Deno.test("pruneLog() reports a file that vanished mid-prune as exit 1 and the l
       assert.match(error.message, /not found/);
       return true;
     });
-    assert.equal((await verifyLog(`${dir}/kv_cache.log`)).ok, true);
+    const after = await verifyLog(`${dir}/kv_cache.log`);
+    assert.equal(after.ok, true, `${MID_PRUNE}: ${JSON.stringify(after.failure)}`);
   });
 });
 
