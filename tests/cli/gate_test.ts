@@ -1,28 +1,10 @@
 import assert from "node:assert/strict";
+import { type KvhRun, ROOT, runKvh } from "./_kvh.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const FIXTURES = `${ROOT}tests/gate/fixtures/`;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function kvh(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cli/main.ts`, ...args],
-    env: { NO_COLOR: "", ...env },
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function kvh(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<KvhRun> {
+  return runKvh(args, { env: { NO_COLOR: "", ...env }, cwd });
 }
 
 function fixture(name: string): string {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { type KvhRun, runKvh } from "./_kvh.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
 import {
   copyV1Fixture,
@@ -8,28 +9,8 @@ import {
   writeRotatedLog,
 } from "../retention/_log.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function kvh(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cli/main.ts`, "prune", ...args],
-    env,
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function kvh(args: string[], env: Record<string, string> = {}): Promise<KvhRun> {
+  return runKvh(["prune", ...args], { env });
 }
 
 function rotated(names: string[]): string[] {
