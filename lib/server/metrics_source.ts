@@ -159,6 +159,8 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   #reload(): void {
     let file: Deno.FsFile | undefined;
     try {
+      // Opening a FIFO for reading would block the whole server until a writer appears.
+      if (!Deno.statSync(this.#path).isFile) throw new TypeError("Not a regular file");
       file = Deno.openSync(this.#path, { read: true });
       // fstat describes the inode actually read, so a rename between stat and read is caught
       // by the next scrape's comparison instead of being attributed to the wrong content.

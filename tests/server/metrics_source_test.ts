@@ -83,6 +83,15 @@ Deno.test("FileMetricsSource.snapshot() refuses a directory as not a regular fil
   });
 });
 
+Deno.test("FileMetricsSource.snapshot() refuses a FIFO without blocking on it", async () => {
+  await withDir(async (dir) => {
+    const made = await new Deno.Command("mkfifo", { args: [`${dir}/m.prom`] }).output();
+    assert.equal(made.code, 0);
+    using source = new FileMetricsSource(`${dir}/m.prom`, { watch: false, statIntervalMs: 0 });
+    assert.equal(text(source), "!Metrics file unreadable: not a regular file");
+  });
+});
+
 Deno.test("FileMetricsSource.snapshot() refuses a file above maxBytes", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/m.prom`, "a 1\n".repeat(10));
