@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { EXIT_USAGE, KvhError } from "../lib/errors.ts";
+import { describeIoError, EXIT_USAGE, KvhError } from "../lib/errors.ts";
+
+export { describeIoError };
 
 /**
  * Runs a subcommand's action and turns its outcome into the process exit code: the action's
@@ -162,14 +164,4 @@ export async function revokePermissionsExcept(keep: readonly Deno.PermissionName
   for (const name of all) {
     if (!keep.includes(name)) await Deno.permissions.revoke({ name });
   }
-}
-
-/** A short reason for an I/O error, e.g. `not found` or `permission denied`. */
-export function describeIoError(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "not found";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
-  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
-  if (error instanceof Error) return error.message.split("\n")[0] ?? error.message;
-  return String(error);
 }

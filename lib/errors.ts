@@ -58,3 +58,19 @@ export class KvhError extends Error {
     this.exitCode = options.exitCode ?? EXIT_USAGE;
   }
 }
+
+/**
+ * A short reason for an I/O error, e.g. `not found` or `permission denied`, for one-line
+ * messages that name the file themselves.
+ *
+ * @param error What a `Deno` file operation threw.
+ * @returns The reason, without the path.
+ */
+export function describeIoError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "not found";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.IsADirectory) return "is a directory";
+  if (error instanceof Deno.errors.AlreadyExists) return "already exists";
+  if (error instanceof Error) return error.message.split("\n")[0] ?? error.message;
+  return String(error);
+}

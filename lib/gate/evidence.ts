@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { describeIoError } from "../../cli/_common.ts";
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import { splitPath, syncDir, tempSibling, writeNewFile } from "./_files.ts";
 
 /** Name of the manifest at the top of a bundle. */

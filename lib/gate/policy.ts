@@ -5,8 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { describeIoError } from "../../cli/_common.ts";
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import type { GateThresholds } from "./types.ts";
 
 /**

@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { describeIoError } from "../../cli/_common.ts";
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import type { GateMetricName, GateMetrics } from "./types.ts";
 
 /** The metrics a gate reads and the JSON object they came from. */

@@ -13,8 +13,7 @@
  *
  * @module
  */
-import { describeIoError } from "../../cli/_common.ts";
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import { sealV1Record } from "../forensic/format_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
 import { openForensicLog } from "../forensic/writer.ts";
