@@ -119,6 +119,8 @@ export {
   MANIFEST_NAME,
   parseGateMetrics,
   parseGatePolicy,
+  queryFleetMetrics,
+  type QueryFleetMetricsOptions,
   readGateMetrics,
   readGatePolicy,
   type VerdictDocument,

@@ -19,6 +19,7 @@ export {
   verdictDocument,
   type VerdictDocumentOptions,
 } from "./verdict_document.ts";
+export { queryFleetMetrics, type QueryFleetMetricsOptions } from "./prometheus_source.ts";
 export {
   type EvidenceBundle,
   type EvidenceEntry,
