@@ -578,7 +578,7 @@ export class ForensicLog implements AuditSink {
         this.#fd.close();
         try {
           await Deno.lstat(rotatedPath);
-          throw new Error(`rotated file ${rotatedName} already exists`);
+          throw new Error(`Rotated file already exists: ${rotatedName}`);
         } catch (error) {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
         }
