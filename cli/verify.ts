@@ -10,6 +10,7 @@ import { KvhError } from "../lib/errors.ts";
 import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
 import {
   envString,
+  numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
@@ -38,6 +39,11 @@ export function verifyCommand() {
       "also write the JSON report to this file, atomically, 0600 (env VERDICT_OUT)",
     )
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
+    .option(
+      "--workers <n>",
+      "check lines on N worker threads (default 0; helps where cores are idle)",
+      numberOption("--workers", { integer: true, min: 0 }),
+    )
     .action((log, options) =>
       runAction(async () => {
         const path = resolveLogPath(log, options.logDir, options.logFile);
@@ -50,6 +56,7 @@ export function verifyCommand() {
           hmacKey,
           activeOnly: options.activeOnly ?? false,
           allowNonFinite: options.allowNonfinite ?? false,
+          workers: options.workers ?? 0,
         });
         const document = { log: path, ...report };
         if (out !== undefined) await writeAtomically(out, JSON.stringify(document, null, 2) + "\n");

@@ -418,13 +418,6 @@ export function checkV2Line(line: string, key: Uint8Array | undefined): CheckedV
       detail: `Record cannot be canonicalised: ${(error as Error).message}`,
     };
   }
-  const split = splitV2Line(line);
-  if (
-    split !== undefined && split.body === body && split.hash === fields.hash &&
-    split.mac === fields.mac
-  ) {
-    return checkFields(body, fields, key);
-  }
   if (sha256Hex(body) !== fields.hash) {
     return {
       ok: false,
@@ -566,46 +559,6 @@ function checkShape(record: Record<string, unknown>): RejectedV2 | undefined {
     };
   }
   return undefined;
-}
-
-function checkFields(
-  body: string,
-  record: Record<string, unknown>,
-  key: Uint8Array | undefined,
-): CheckedV2 | RejectedV2 {
-  const shape = checkShape(record);
-  if (shape !== undefined) return shape;
-  const seq = record.seq as number;
-  const hash = record.hash as string;
-  const mac = record.mac as string | undefined;
-  if (sha256Hex(body) !== hash) {
-    return {
-      ok: false,
-      reason: "hash_mismatch",
-      detail: `Hash does not match the record at seq ${seq}`,
-    };
-  }
-  if (key !== undefined) {
-    if (mac === undefined) {
-      return { ok: false, reason: "mac_missing", detail: `Record at seq ${seq} has no mac` };
-    }
-    if (!digestEquals(hmacHex(key, body), mac)) {
-      return {
-        ok: false,
-        reason: "mac_mismatch",
-        detail: `Mac does not match the record at seq ${seq}`,
-      };
-    }
-  }
-  return {
-    ok: true,
-    seq,
-    prev: record.prev as string,
-    hash,
-    event: record.event as string,
-    record,
-    hasMac: mac !== undefined,
-  };
 }
 
 /** Whether a v2 record is the first record of a history: seq 0 linked to {@linkcode GENESIS_V2}. */

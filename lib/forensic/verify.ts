@@ -7,11 +7,12 @@
  */
 import { basename, dirname } from "node:path";
 import { KvhError } from "../errors.ts";
-import { JsonObject, JsonParseError, parseJson } from "./_json.ts";
 import { listChainFiles } from "./chain_files.ts";
-import { checkV1Record, GENESIS_V1 } from "./format_v1.ts";
-import { checkV2Line, isGenesisV2, splitV2Line } from "./format_v2.ts";
-import { readLines } from "./reader.ts";
+import { CheckPool } from "./_check_pool.ts";
+import { checkLine, type CheckLineOptions, type LineResult } from "./_line_check.ts";
+import { GENESIS_V1 } from "./format_v1.ts";
+import { isGenesisV2 } from "./format_v2.ts";
+import { type LogLine, readLines } from "./reader.ts";
 import type { ChainHead, VerifyFailure, VerifyReason, VerifyReport } from "./types.ts";
 
 /** Options of {@linkcode verifyLog}. */
@@ -38,6 +39,15 @@ export interface VerifyLogOptions {
    * @default {16777216}
    */
   maxLineBytes?: number;
+  /**
+   * Workers that check lines in parallel (hashing is independent per line; the chain check
+   * stays sequential). 0 checks in the calling thread. Off by default: on the shared 2-core
+   * machine of bench/results/forensic.md the extra CPU they cost (posting lines and results)
+   * outweighed the parallelism; worth trying where cores are idle.
+   *
+   * @default {0}
+   */
+  workers?: number;
 }
 
 /** What verification learned about one file of the history. */
@@ -134,22 +144,33 @@ export async function verifyLog(
   const state = new ChainState();
   const chain: ChainFile[] = [];
   let failure: VerifyFailure | null = null;
-  for (let index = 0; index < paths.length && failure === null; index++) {
-    const filePath = paths[index]!;
-    if (index < paths.length - 1) await checkLogPath(filePath);
-    const info: ChainFile = {
-      file: basename(filePath),
-      path: filePath,
-      format: "v2",
-      records: 0,
-      first_seq: null,
-      last_seq: null,
-      last_hash: null,
-      first_prev: null,
-    };
-    chain.push(info);
-    failure = await verifyFile(info, index === 0, state, key, options);
-    state.previousFile = info;
+  for (const filePath of paths) await checkLogPath(filePath);
+  const workers = options.workers ?? 0;
+  if (!Number.isSafeInteger(workers) || workers < 0) {
+    throw new RangeError(`Cannot verify with ${workers} workers: expected a non-negative integer`);
+  }
+  const pool = workers > 0
+    ? new CheckPool(workers, { key, allowNonFinite: options.allowNonFinite })
+    : undefined;
+  try {
+    for (let index = 0; index < paths.length && failure === null; index++) {
+      const filePath = paths[index]!;
+      const info: ChainFile = {
+        file: basename(filePath),
+        path: filePath,
+        format: "v2",
+        records: 0,
+        first_seq: null,
+        last_seq: null,
+        last_hash: null,
+        first_prev: null,
+      };
+      chain.push(info);
+      failure = await verifyFile(info, index === 0, state, { key, options, pool });
+      state.previousFile = info;
+    }
+  } finally {
+    pool?.close();
   }
   if (failure === null && state.anchor !== undefined) {
     const anchor = state.anchor;
@@ -182,6 +203,7 @@ export async function verifyLog(
   };
 }
 
+/** Refuses what verify cannot read. */
 async function checkLogPath(path: string): Promise<void> {
   let info: Deno.FileInfo;
   try {
@@ -203,12 +225,17 @@ function describe(error: unknown): string {
   return (error as Error).message;
 }
 
+interface FileContext {
+  key: Uint8Array | undefined;
+  options: VerifyLogOptions;
+  pool: CheckPool | undefined;
+}
+
 async function verifyFile(
   info: ChainFile,
   firstFile: boolean,
   state: ChainState,
-  key: Uint8Array | undefined,
-  options: VerifyLogOptions,
+  context: FileContext,
 ): Promise<VerifyFailure | null> {
   let file: Deno.FsFile;
   try {
@@ -218,44 +245,50 @@ async function verifyFile(
       cause: error,
     });
   }
-  const fail = (line: number, problem: Fail): VerifyFailure => ({
-    file: info.file,
-    line,
-    reason: problem.reason,
-    detail: problem.detail,
-  });
-  let format: "v1" | "v2" | undefined;
+  const { options, pool } = context;
+  const lineOptions: CheckLineOptions = {
+    key: context.key,
+    allowNonFinite: options.allowNonFinite,
+  };
+  const batches = readLines(file, { maxLineBytes: options.maxLineBytes });
+  // Batches in flight: with Workers, several are checked while the chain consumes the oldest.
+  const queue: { lines: LogLine[]; results: Promise<(LineResult | null)[]> }[] = [];
+  const depth = pool === undefined ? 1 : 4;
+  const cursor: FileCursor = { format: undefined, info, firstFile, state, options };
   try {
-    for await (const batch of readLines(file, { maxLineBytes: options.maxLineBytes })) {
-      for (const line of batch) {
-        if (!line.terminated) {
-          return fail(
-            line.lineNo,
-            new Fail("torn_tail", `Last line of ${info.file} has no line end (torn write)`),
-          );
+    let exhausted = false;
+    while (true) {
+      while (!exhausted && queue.length < depth) {
+        const next = await batches.next();
+        if (next.done) {
+          exhausted = true;
+          break;
         }
-        const text = line.text;
-        if (text === undefined) {
-          const detail = line.problem === "too_long"
-            ? `Line is longer than ${options.maxLineBytes ?? 16 * 1024 * 1024} bytes`
-            : "Line is not valid UTF-8";
-          return fail(line.lineNo, new Fail("malformed_json", detail));
+        const lines = next.value;
+        const texts = lines.map((line) => line.terminated ? line.text : undefined);
+        const results = pool === undefined
+          ? Promise.resolve(
+            texts.map((text) => text === undefined ? null : checkLine(text, lineOptions)),
+          )
+          : pool.check(texts);
+        // Results of batches abandoned after a failure must not surface as unhandled rejections.
+        results.catch(() => {});
+        queue.push({ lines, results });
+      }
+      const head = queue.shift();
+      if (head === undefined) return null;
+      const results = await head.results;
+      for (let i = 0; i < head.lines.length; i++) {
+        const line = head.lines[i]!;
+        const problem = applyLine(line, results[i] ?? null, cursor);
+        if (problem !== undefined) {
+          return {
+            file: info.file,
+            line: line.lineNo,
+            reason: problem.reason,
+            detail: problem.detail,
+          };
         }
-        if (format === "v1" && text.trim() === "") continue;
-        const lineFormat = detectFormat(text);
-        if (format === undefined) {
-          format = lineFormat;
-          info.format = lineFormat;
-        } else if (lineFormat !== format) {
-          return fail(
-            line.lineNo,
-            new Fail("chain_break", `A ${lineFormat} record follows ${format} records`),
-          );
-        }
-        const problem = lineFormat === "v2"
-          ? checkV2(text, info, firstFile, state, key, options, line.lineNo)
-          : checkV1(text, info, firstFile, state, key, options, line.lineNo);
-        if (problem !== undefined) return fail(line.lineNo, problem);
       }
     }
   } catch (error) {
@@ -263,38 +296,56 @@ async function verifyFile(
       cause: error,
     });
   } finally {
+    await batches.return(undefined);
     file.close();
   }
-  return null;
 }
 
-function detectFormat(text: string): "v1" | "v2" {
-  if (splitV2Line(text) !== undefined) return "v2";
-  try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value === "object" && value !== null && !Object.hasOwn(value, "v")) {
-      if (Object.hasOwn(value, "curr_hash") || Object.hasOwn(value, "prev_hash")) return "v1";
-    }
-    return "v2";
-  } catch {
-    // JSON.parse rejects the Python tool's NaN/Infinity tokens; its lines carry curr_hash.
-    return /"curr_hash"\s*:/.test(text) ? "v1" : "v2";
+interface FileCursor {
+  format: "v1" | "v2" | undefined;
+  info: ChainFile;
+  firstFile: boolean;
+  state: ChainState;
+  options: VerifyLogOptions;
+}
+
+/** Applies one checked line to the chain; returns the failure, if any. */
+function applyLine(line: LogLine, result: LineResult | null, cursor: FileCursor): Fail | undefined {
+  const { info, options } = cursor;
+  if (!line.terminated) {
+    return new Fail("torn_tail", `Last line of ${info.file} has no line end (torn write)`);
   }
+  if (line.text === undefined || result === null) {
+    const detail = line.problem === "too_long"
+      ? `Line is longer than ${options.maxLineBytes ?? 16 * 1024 * 1024} bytes`
+      : "Line is not valid UTF-8";
+    return new Fail("malformed_json", detail);
+  }
+  if (result.kind === "blank") {
+    // The Python tool skips blank lines; kvh's own format has none.
+    return cursor.format === "v1" ? undefined : new Fail("malformed_json", "Line is blank");
+  }
+  const lineFormat = result.kind === "fail" ? result.format : result.kind;
+  if (cursor.format === undefined) {
+    cursor.format = lineFormat;
+    info.format = lineFormat;
+  } else if (lineFormat !== cursor.format) {
+    return new Fail("chain_break", `A ${lineFormat} record follows ${cursor.format} records`);
+  }
+  if (result.kind === "fail") return new Fail(result.reason, result.detail);
+  if (result.hasMac) cursor.state.macsSeen = true;
+  return result.kind === "v2"
+    ? chainV2(result, cursor, line.lineNo)
+    : chainV1(result, cursor, line.lineNo);
 }
 
-function checkV2(
-  text: string,
-  info: ChainFile,
-  firstFile: boolean,
-  state: ChainState,
-  key: Uint8Array | undefined,
-  options: VerifyLogOptions,
+function chainV2(
+  result: Extract<LineResult, { kind: "v2" }>,
+  cursor: FileCursor,
   lineNo: number,
 ): Fail | undefined {
-  const checked = checkV2Line(text, key);
-  if (!checked.ok) return new Fail(checked.reason, checked.detail);
-  const { seq, prev, hash, event, record } = checked;
-  if (checked.hasMac) state.macsSeen = true;
+  const { info, firstFile, state, options } = cursor;
+  const { seq, prev, hash, event } = result;
   if (info.records === 0) {
     info.first_seq = seq;
     info.first_prev = prev;
@@ -302,8 +353,8 @@ function checkV2(
   if (info.records === 0 && !firstFile) {
     const previous = state.previousFile!;
     if (
-      event !== "rotate" || record?.prev_file !== previous.file ||
-      record?.prev_file_last_hash !== previous.last_hash || prev !== previous.last_hash ||
+      event !== "rotate" || result.prevFile !== previous.file ||
+      result.prevFileLastHash !== previous.last_hash || prev !== previous.last_hash ||
       seq !== state.expectedSeq
     ) {
       return new Fail(
@@ -324,7 +375,7 @@ function checkV2(
       return new Fail("seq_gap", `Expected seq ${state.expectedSeq}, found ${seq}`);
     }
   }
-  if (event === "prune") collectPruneV2(record?.removed, state);
+  if (result.pruned !== undefined) state.prunes.push(result.pruned);
   state.expectedPrev = hash;
   state.expectedSeq = seq + 1;
   state.head = { seq, hash };
@@ -335,64 +386,13 @@ function checkV2(
   return undefined;
 }
 
-function collectPruneV2(removed: unknown, state: ChainState): void {
-  if (!Array.isArray(removed) || removed.length === 0) return;
-  const last: unknown = removed[removed.length - 1];
-  if (typeof last !== "object" || last === null) return;
-  const { last_hash: lastHash, last_seq: lastSeq } = last as Record<string, unknown>;
-  if (typeof lastHash === "string" && typeof lastSeq === "number") {
-    state.prunes.push({ lastHash, lastSeq });
-  }
-}
-
-function checkV1(
-  text: string,
-  info: ChainFile,
-  firstFile: boolean,
-  state: ChainState,
-  key: Uint8Array | undefined,
-  options: VerifyLogOptions,
+function chainV1(
+  result: Extract<LineResult, { kind: "v1" }>,
+  cursor: FileCursor,
   lineNo: number,
 ): Fail | undefined {
-  let parsed;
-  try {
-    parsed = parseJson(text, { allowNonFinite: options.allowNonFinite ?? false });
-  } catch (error) {
-    if (error instanceof JsonParseError) {
-      return new Fail(
-        "malformed_json",
-        error.duplicateKey !== undefined
-          ? `Duplicate key ${JSON.stringify(error.duplicateKey)} at offset ${error.offset}`
-          : error.message,
-      );
-    }
-    throw error;
-  }
-  if (!(parsed instanceof JsonObject)) {
-    return new Fail("malformed_json", "Line is not a JSON object");
-  }
-  let check;
-  try {
-    check = checkV1Record(parsed, key);
-  } catch (error) {
-    return new Fail(
-      "malformed_json",
-      `Record cannot be canonicalised: ${(error as Error).message}`,
-    );
-  }
-  const { currHash, computedHash, prevHash, macOk, hasMac } = check;
-  if (currHash !== computedHash) {
-    return new Fail(
-      "hash_mismatch",
-      currHash === undefined ? "Record has no curr_hash" : "curr_hash does not match the record",
-    );
-  }
-  if (hasMac) state.macsSeen = true;
-  if (key !== undefined) {
-    if (!hasMac) return new Fail("mac_missing", "Record has no hmac");
-    if (macOk !== true) return new Fail("mac_mismatch", "hmac does not match the record");
-  }
-  const eventType = parsed.get("event_type");
+  const { info, firstFile, state, options } = cursor;
+  const { currHash, prevHash, eventType } = result;
   const first = info.records === 0;
   const expectedPrev = first ? GENESIS_V1 : state.expectedPrev;
   if (prevHash !== expectedPrev) {
@@ -404,12 +404,12 @@ function checkV1(
     );
   }
   if (first) {
-    const rotateFrom = eventType === "rotate" ? parsed.get("prev_file_last_hash") : undefined;
+    const rotateFrom = eventType === "rotate" ? result.prevFileLastHash : undefined;
     info.first_prev = typeof rotateFrom === "string" ? rotateFrom : GENESIS_V1;
     if (!firstFile) {
       const previous = state.previousFile!;
       if (
-        eventType !== "rotate" || parsed.get("prev_file") !== previous.file ||
+        eventType !== "rotate" || result.prevFile !== previous.file ||
         rotateFrom !== previous.last_hash
       ) {
         return new Fail(
@@ -426,19 +426,13 @@ function checkV1(
       };
     }
   }
-  if (eventType === "prune") collectPruneV1(parsed.get("removed"), state);
+  if (result.prunedLastHash !== undefined) {
+    state.prunes.push({ lastHash: result.prunedLastHash, lastSeq: undefined });
+  }
   state.expectedPrev = currHash;
-  state.head = { seq: state.records, hash: currHash! };
+  state.head = { seq: state.records, hash: currHash };
   state.records++;
   info.records++;
-  info.last_hash = currHash!;
+  info.last_hash = currHash;
   return undefined;
-}
-
-function collectPruneV1(removed: unknown, state: ChainState): void {
-  if (!Array.isArray(removed) || removed.length === 0) return;
-  const last: unknown = removed[removed.length - 1];
-  if (!(last instanceof JsonObject)) return;
-  const lastHash = last.get("last_hash");
-  if (typeof lastHash === "string") state.prunes.push({ lastHash, lastSeq: undefined });
 }

@@ -156,6 +156,11 @@ Deno.test("kvh verify finds the log from LOG_DIR/LOG_FILE or --log-dir/--log-fil
 });
 
 Deno.test("kvh verify --active-only and --allow-nonfinite", async () => {
+  const parallel = await kvh(["--json", "--workers", "2", join(PEER, "rotated", "kv_cache.log")]);
+  assert.equal(parallel.code, 0, parallel.stderr);
+  assert.equal(JSON.parse(parallel.stdout).records, 56);
+  const badWorkers = await kvh(["--workers", "-1", join(PEER, "rotated", "kv_cache.log")]);
+  assert.equal(badWorkers.code, 1);
   const active = await kvh(["--json", "--active-only", join(PEER, "rotated", "kv_cache.log")]);
   assert.equal(active.code, 0);
   assert.equal(JSON.parse(active.stdout).files, 1);

@@ -35,5 +35,10 @@ for (
       report.failure?.detail,
     );
     assert.equal(report.mac_checked, expect.key !== undefined);
+    const parallel = await verifyLog(join(dir, "kv_cache.log"), {
+      hmacKey: expect.key === undefined ? undefined : new TextEncoder().encode(expect.key),
+      workers: 2,
+    });
+    assert.deepEqual(parallel, report, "Workers must give the same answer");
   });
 }

@@ -244,3 +244,16 @@ Deno.test("verifyLog() reports a line over the cap as malformed_json without hol
     assert.match(report.failure?.detail ?? "", /longer than 1024/);
   });
 });
+
+Deno.test("verifyLog() gives the same answers on worker threads for v1 histories", async () => {
+  for (const folder of ["rotated", "tampered-reorder", "hmac"]) {
+    const hmacKey = folder === "hmac" ? key("hmac", "secret.txt") : undefined;
+    const inline = await verifyLog(peer(folder), { hmacKey });
+    const parallel = await verifyLog(peer(folder), { hmacKey, workers: 2 });
+    assert.deepEqual(parallel, inline, folder);
+  }
+});
+
+Deno.test("verifyLog() rejects a negative worker count with RangeError", async () => {
+  await assert.rejects(verifyLog(peer("plain"), { workers: -1 }), RangeError);
+});

@@ -1,0 +1,90 @@
+/**
+ * A small pool of Workers that run the per-line checks of verification in parallel: hashing and
+ * canonical-form checks are independent per line; only the chain check is sequential and stays
+ * with the caller, which consumes the results in order.
+ *
+ * @module
+ */
+import type { CheckRequest, CheckResponse } from "./_check_worker.ts";
+import type { CheckLineOptions, LineResult } from "./_line_check.ts";
+
+/** Runs {@linkcode checkLine} over batches of lines on `size` Workers, round robin. */
+export class CheckPool {
+  #workers: Worker[] = [];
+  #pending = new Map<
+    number,
+    { resolve: (r: (LineResult | null)[]) => void; reject: (e: unknown) => void }
+  >();
+  #next = 0;
+  #options: CheckLineOptions;
+
+  /**
+   * Starts the workers.
+   *
+   * @param size Number of workers.
+   * @param options Key and v1 compatibility, sent with every batch.
+   */
+  constructor(size: number, options: CheckLineOptions) {
+    this.#options = options;
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL("./_check_worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (event: MessageEvent<CheckResponse>) => {
+        const waiter = this.#pending.get(event.data.id);
+        this.#pending.delete(event.data.id);
+        waiter?.resolve(unpack(event.data));
+      };
+      worker.onerror = (event) => {
+        event.preventDefault();
+        for (const waiter of this.#pending.values()) {
+          waiter.reject(event.error ?? new Error(event.message));
+        }
+        this.#pending.clear();
+      };
+      this.#workers.push(worker);
+    }
+  }
+
+  /**
+   * Checks a batch.
+   *
+   * @param texts Lines (`undefined` for lines without text, which come back as `null`).
+   * @returns One result per line, in order.
+   */
+  check(texts: (string | undefined)[]): Promise<(LineResult | null)[]> {
+    const id = this.#next++;
+    const worker = this.#workers[id % this.#workers.length]!;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      const request: CheckRequest = { id, texts, options: this.#options };
+      worker.postMessage(request);
+    });
+  }
+
+  /** Stops the workers. */
+  close(): void {
+    for (const worker of this.#workers) worker.terminate();
+    this.#workers = [];
+  }
+}
+
+function unpack(response: CheckResponse): (LineResult | null)[] {
+  const { kinds, seqs, hexes, others } = response;
+  const results: (LineResult | null)[] = new Array(kinds.length).fill(null);
+  let at = 0;
+  for (let i = 0; i < kinds.length; i++) {
+    const kind = kinds[i];
+    if (kind !== 1 && kind !== 2) continue;
+    results[i] = {
+      kind: "v2",
+      seq: seqs[i]!,
+      prev: hexes.slice(at, at + 64),
+      hash: hexes.slice(at + 64, at + 128),
+      // Plain records are neither rotate nor prune, the only events the chain check reads.
+      event: "",
+      hasMac: kind === 2,
+    };
+    at += 128;
+  }
+  for (const [index, result] of others) results[index] = result;
+  return results;
+}

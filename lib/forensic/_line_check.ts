@@ -1,0 +1,146 @@
+/**
+ * The part of verification that needs one line only (DESIGN.md §3, per record: malformed_json,
+ * unknown_version, hash_mismatch, mac_missing, mac_mismatch), for both formats of §4. Pure and
+ * independent per line, so it runs in the main thread or in Workers; the chain checks that link
+ * lines together stay in verify.ts.
+ *
+ * @module
+ */
+import { JsonObject, JsonParseError, parseJson } from "./_json.ts";
+import { checkV1Record } from "./format_v1.ts";
+import { checkV2Line, splitV2Line } from "./format_v2.ts";
+import type { VerifyReason } from "./types.ts";
+
+/** What one line amounts to before the chain is checked. */
+export type LineResult =
+  | { kind: "blank" }
+  | { kind: "fail"; format: "v1" | "v2"; reason: VerifyReason; detail: string }
+  | {
+    kind: "v2";
+    seq: number;
+    prev: string;
+    hash: string;
+    event: string;
+    hasMac: boolean;
+    /** `prev_file` and `prev_file_last_hash` of a rotate record. */
+    prevFile?: unknown;
+    prevFileLastHash?: unknown;
+    /** The last entry of a prune record's `removed` list. */
+    pruned?: { lastHash: string; lastSeq: number };
+  }
+  | {
+    kind: "v1";
+    currHash: string;
+    prevHash: string | undefined;
+    hasMac: boolean;
+    eventType: unknown;
+    prevFile?: unknown;
+    prevFileLastHash?: unknown;
+    prunedLastHash?: string;
+  };
+
+/** Options of {@linkcode checkLine}. */
+export interface CheckLineOptions {
+  /** HMAC key; when given, a record without a valid MAC fails. */
+  key?: Uint8Array;
+  /** Accept NaN/Infinity tokens in v1 lines. */
+  allowNonFinite?: boolean;
+}
+
+/**
+ * Checks one line on its own, detecting its format.
+ *
+ * @param text The line without its `\n`.
+ * @param options Key and v1 compatibility.
+ * @returns The record's chain fields, `blank`, or the first failing check.
+ */
+export function checkLine(text: string, options: CheckLineOptions): LineResult {
+  if (text.trim() === "") return { kind: "blank" };
+  return detectFormat(text) === "v2" ? checkV2(text, options.key) : checkV1(text, options);
+}
+
+function detectFormat(text: string): "v1" | "v2" {
+  if (splitV2Line(text) !== undefined) return "v2";
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === "object" && value !== null && !Object.hasOwn(value, "v")) {
+      if (Object.hasOwn(value, "curr_hash") || Object.hasOwn(value, "prev_hash")) return "v1";
+    }
+    return "v2";
+  } catch {
+    // JSON.parse rejects the Python tool's NaN/Infinity tokens; its lines carry curr_hash.
+    return /"curr_hash"\s*:/.test(text) ? "v1" : "v2";
+  }
+}
+
+function checkV2(text: string, key: Uint8Array | undefined): LineResult {
+  const checked = checkV2Line(text, key);
+  if (!checked.ok) {
+    return { kind: "fail", format: "v2", reason: checked.reason, detail: checked.detail };
+  }
+  const { seq, prev, hash, event, record, hasMac } = checked;
+  const result: LineResult = { kind: "v2", seq, prev, hash, event, hasMac };
+  if (event === "rotate") {
+    result.prevFile = record?.prev_file;
+    result.prevFileLastHash = record?.prev_file_last_hash;
+  } else if (event === "prune") {
+    const removed = record?.removed;
+    const last: unknown = Array.isArray(removed) ? removed[removed.length - 1] : undefined;
+    if (typeof last === "object" && last !== null) {
+      const { last_hash: lastHash, last_seq: lastSeq } = last as Record<string, unknown>;
+      if (typeof lastHash === "string" && typeof lastSeq === "number") {
+        result.pruned = { lastHash, lastSeq };
+      }
+    }
+  }
+  return result;
+}
+
+function fail(reason: VerifyReason, detail: string): LineResult {
+  return { kind: "fail", format: "v1", reason, detail };
+}
+
+function checkV1(text: string, options: CheckLineOptions): LineResult {
+  let parsed;
+  try {
+    parsed = parseJson(text, { allowNonFinite: options.allowNonFinite ?? false });
+  } catch (error) {
+    if (!(error instanceof JsonParseError)) throw error;
+    return fail(
+      "malformed_json",
+      error.duplicateKey !== undefined
+        ? `Duplicate key ${JSON.stringify(error.duplicateKey)} at offset ${error.offset}`
+        : error.message,
+    );
+  }
+  if (!(parsed instanceof JsonObject)) return fail("malformed_json", "Line is not a JSON object");
+  let check;
+  try {
+    check = checkV1Record(parsed, options.key);
+  } catch (error) {
+    return fail("malformed_json", `Record cannot be canonicalised: ${(error as Error).message}`);
+  }
+  const { currHash, computedHash, prevHash, macOk, hasMac } = check;
+  if (currHash === undefined || currHash !== computedHash) {
+    return fail(
+      "hash_mismatch",
+      currHash === undefined ? "Record has no curr_hash" : "curr_hash does not match the record",
+    );
+  }
+  if (options.key !== undefined) {
+    if (!hasMac) return fail("mac_missing", "Record has no hmac");
+    if (macOk !== true) return fail("mac_mismatch", "hmac does not match the record");
+  }
+  const eventType = parsed.get("event_type");
+  const result: LineResult = { kind: "v1", currHash, prevHash, hasMac, eventType };
+  if (eventType === "rotate") {
+    result.prevFile = parsed.get("prev_file");
+    result.prevFileLastHash = parsed.get("prev_file_last_hash");
+  } else if (eventType === "prune") {
+    const removed = parsed.get("removed");
+    const last = Array.isArray(removed) ? removed[removed.length - 1] : undefined;
+    const lastHash = last instanceof JsonObject ? last.get("last_hash") : undefined;
+    if (typeof lastHash === "string") result.prunedLastHash = lastHash;
+  }
+  return result;
+}
