@@ -27,8 +27,12 @@ export function logStem(file: string): string {
  * @returns `<stem>-<yyyymmddThhmmssZ>-<firstSeq>.log`.
  */
 export function rotatedFileName(file: string, date: Date, firstSeq: number): string {
-  const stamp = date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
-  return `${logStem(file)}-${stamp}-${firstSeq}.log`;
+  return `${logStem(file)}-${utcStamp(date)}-${firstSeq}.log`;
+}
+
+/** `yyyymmddThhmmssZ` in UTC, as rotated and torn-tail file names carry it. */
+export function utcStamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
 }
 
 /** Where a rotated file sits in its history. */

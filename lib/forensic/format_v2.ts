@@ -13,6 +13,13 @@
 import { createHash, type Hash, timingSafeEqual } from "node:crypto";
 import { JsonParseError, parseJson } from "./_json.ts";
 import { scanCanonicalBody } from "./_canonical_scan.ts";
+import {
+  canonicalBodyV2,
+  checkScalar,
+  INTEGER_KEY_RE,
+  serialize,
+  stringifyOrder,
+} from "./canonicalize_v2.ts";
 import { GENESIS_V2, type RecordV2 } from "./types.ts";
 
 /** Length of a hex SHA-256 / HMAC-SHA256 digest. */
@@ -21,104 +28,6 @@ const HEX_LEN = 64;
 const HASH_MEMBER_LEN = 9 + HEX_LEN + 1;
 /** `,"mac":"` + 64 hex + `"`: the spliced mac member. */
 const MAC_MEMBER_LEN = 8 + HEX_LEN + 1;
-
-/**
- * Serialises a JSON value in RFC 8785 canonical form: members sorted by UTF-16 code units, no
- * whitespace, numbers in ECMAScript `Number.prototype.toString` form, strings as
- * `JSON.stringify` escapes them. Stricter than JCS requires, so a record always round-trips:
- * integers must be safe integers, numbers finite, strings well-formed; plain objects and arrays
- * only. Object members whose value is `undefined` are left out, as in JSON.
- *
- * @param value The value to serialise.
- * @returns The canonical text.
- * @throws {TypeError} When the value holds something format v2 cannot carry exactly.
- *
- * @example Usage
- * ```ts
- * import { canonicalizeV2 } from "./format_v2.ts";
- * import assert from "node:assert/strict";
- *
- * assert.equal(canonicalizeV2({ b: 1, a: [true, "é"] }), '{"a":[true,"é"],"b":1}');
- * ```
- */
-export function canonicalizeV2(value: unknown): string {
-  return serialize(value, null, 0);
-}
-
-const MAX_DEPTH = 256;
-
-function serialize(value: unknown, skipTop: ReadonlySet<string> | null, depth: number): string {
-  switch (typeof value) {
-    case "string":
-      if (!value.isWellFormed()) {
-        throw new TypeError("Cannot serialise a string with a lone surrogate");
-      }
-      return JSON.stringify(value);
-    case "number":
-      if (!Number.isFinite(value)) {
-        throw new TypeError(`Cannot serialise a non-finite number: ${value}`);
-      }
-      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-        throw new TypeError(`Cannot serialise an integer beyond 2^53 exactly: ${value}`);
-      }
-      return JSON.stringify(value);
-    case "boolean":
-      return value ? "true" : "false";
-    case "object": {
-      if (value === null) return "null";
-      if (depth >= MAX_DEPTH) {
-        throw new TypeError(`Cannot serialise nesting deeper than ${MAX_DEPTH}`);
-      }
-      if (Array.isArray(value)) {
-        let out = "[";
-        for (let i = 0; i < value.length; i++) {
-          if (i > 0) out += ",";
-          const item: unknown = value[i];
-          if (item === undefined) {
-            throw new TypeError(`Cannot serialise undefined at array index ${i}`);
-          }
-          out += serialize(item, null, depth + 1);
-        }
-        return out + "]";
-      }
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) {
-        throw new TypeError(
-          `Cannot serialise an object of type ${value.constructor?.name ?? "unknown"}`,
-        );
-      }
-      const record = value as Record<string, unknown>;
-      const keys = Object.keys(record).sort();
-      let out = "{";
-      let first = true;
-      for (const key of keys) {
-        if (skipTop !== null && skipTop.has(key)) continue;
-        const item = record[key];
-        if (item === undefined) continue;
-        if (!key.isWellFormed()) {
-          throw new TypeError("Cannot serialise a key with a lone surrogate");
-        }
-        out += (first ? "" : ",") + JSON.stringify(key) + ":" + serialize(item, null, depth + 1);
-        first = false;
-      }
-      return out + "}";
-    }
-    default:
-      throw new TypeError(`Cannot serialise a value of type ${typeof value}`);
-  }
-}
-
-const HASH_AND_MAC = new Set(["hash", "mac"]);
-
-/**
- * The canonical body of a parsed record: its JCS form without `hash` and `mac`.
- *
- * @param record A parsed record.
- * @returns The bytes `hash` and `mac` are computed over, as text.
- */
-export function canonicalBodyV2(record: Record<string, unknown>): string {
-  return serialize(record, HASH_AND_MAC, 0);
-}
 
 /** Lowercase hex SHA-256 of the UTF-8 bytes of `text`. */
 export function sha256Hex(text: string | Uint8Array): string {
@@ -255,70 +164,6 @@ export function sealV2Record(
 }
 
 const HEADER_FIELDS: ReadonlySet<string> = new Set(["v", "seq", "ts", "event", "prev"]);
-
-/** Keys JSON.stringify emits before all others, in numeric order (array-index-like keys). */
-const INTEGER_KEY_RE = /^(?:0|[1-9][0-9]{0,8})$/;
-
-function checkScalar(value: unknown): void {
-  switch (typeof value) {
-    case "string":
-      if (!value.isWellFormed()) {
-        throw new TypeError("Cannot serialise a string with a lone surrogate");
-      }
-      return;
-    case "number":
-      if (!Number.isFinite(value)) {
-        throw new TypeError(`Cannot serialise a non-finite number: ${value}`);
-      }
-      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-        throw new TypeError(`Cannot serialise an integer beyond 2^53 exactly: ${value}`);
-      }
-      return;
-    case "boolean":
-    case "undefined":
-      return;
-    case "object":
-      if (value === null) return;
-      break;
-    default:
-      throw new TypeError(`Cannot serialise a value of type ${typeof value}`);
-  }
-}
-
-/**
- * Validates a nested value and tells whether JSON.stringify would emit it in JCS form: every
- * object's own keys already sorted, none integer-like.
- */
-function stringifyOrder(value: object, depth: number): boolean {
-  if (depth >= MAX_DEPTH) throw new TypeError(`Cannot serialise nesting deeper than ${MAX_DEPTH}`);
-  let fast = true;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      if (item === undefined) throw new TypeError(`Cannot serialise undefined at array index ${i}`);
-      if (typeof item === "object" && item !== null) fast = stringifyOrder(item, depth + 1) && fast;
-      else checkScalar(item);
-    }
-    return fast;
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    throw new TypeError(
-      `Cannot serialise an object of type ${value.constructor?.name ?? "unknown"}`,
-    );
-  }
-  const record = value as Record<string, unknown>;
-  let last: string | undefined;
-  for (const key of Object.keys(record)) {
-    if (!key.isWellFormed()) throw new TypeError("Cannot serialise a key with a lone surrogate");
-    if ((last !== undefined && !(last < key)) || INTEGER_KEY_RE.test(key)) fast = false;
-    last = key;
-    const item = record[key];
-    if (typeof item === "object" && item !== null) fast = stringifyOrder(item, depth + 1) && fast;
-    else checkScalar(item);
-  }
-  return fast;
-}
 
 /** A record that passed the checks one line allows on its own. */
 export interface CheckedV2 {

@@ -6,10 +6,10 @@
  * @module
  */
 import { join } from "node:path";
-import { createHash } from "node:crypto";
 import { KvhError } from "../errors.ts";
-import { DEFAULT_LOG_FILE, listChainFiles, rotatedFileName } from "./chain_files.ts";
-import { checkV2Line, formatTimestamp, sealV2Record } from "./format_v2.ts";
+import { recoverState } from "./_recover.ts";
+import { DEFAULT_LOG_FILE, rotatedFileName } from "./chain_files.ts";
+import { formatTimestamp, sealV2Record } from "./format_v2.ts";
 import type { AppendOptions, AuditSink, ChainHead, RecordV2 } from "./types.ts";
 import { GENESIS_V2 } from "./types.ts";
 
@@ -69,7 +69,6 @@ export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
   "recovery",
 ]);
 
-const MAX_TAIL_BYTES = 16 * 1024 * 1024;
 const encoder = new TextEncoder();
 
 interface Pending {
@@ -153,7 +152,7 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       throw ioError(`Cannot open ${path}`, error);
     }
     const now = options.now ?? (() => new Date());
-    const state = await recoverState(fd, path, dir, file, options.hmacKey, now);
+    const state = await recoverState(fd, { path, dir, file, key: options.hmacKey, now });
     const log = new ForensicLog({
       path,
       file,
@@ -202,156 +201,6 @@ function ioError(what: string, error: unknown): KvhError {
     ? "permission denied"
     : (error as Error).message;
   return new KvhError("log_unwritable", `${what}: ${reason}`, { cause: error });
-}
-
-interface RecoveredState {
-  head: ChainHead | null;
-  size: number;
-  fileRecords: number;
-  fileFirstSeq: number | null;
-  /** Rotated file to link to with a rotate record when the active file is empty. */
-  continueFrom?: string;
-  /** Fields of the `recovery` record to append. */
-  torn?: { torn_bytes: number; torn_sha256: string; moved_to: string };
-}
-
-async function recoverState(
-  fd: Deno.FsFile,
-  path: string,
-  dir: string,
-  file: string,
-  key: Uint8Array | undefined,
-  now: () => Date,
-): Promise<RecoveredState> {
-  let size = (await fd.stat()).size;
-  let torn: RecoveredState["torn"];
-  if (size > 0) {
-    const lastNewline = await findLastNewline(fd, size, size);
-    if (lastNewline !== size - 1) {
-      const start = lastNewline + 1;
-      if (size - start > MAX_TAIL_BYTES) {
-        throw new KvhError(
-          "log_corrupt",
-          `Cannot recover ${path}: torn tail of ${size - start} bytes is too long`,
-          {
-            exitCode: 2,
-          },
-        );
-      }
-      const bytes = await readRange(fd, start, size - start);
-      const movedTo = `${path}.torn-${rotatedStamp(now())}-${start}`;
-      await Deno.writeFile(movedTo, bytes, { createNew: true, mode: 0o600 });
-      await fd.truncate(start);
-      await fd.syncData();
-      torn = {
-        torn_bytes: bytes.length,
-        torn_sha256: createHash("sha256").update(bytes).digest("hex"),
-        moved_to: movedTo.slice(dir.length + 1),
-      };
-      size = start;
-    }
-  }
-  if (size === 0) {
-    const chain = await listChainFiles(dir, file);
-    const rotated = chain.slice(0, -1);
-    const last = rotated[rotated.length - 1];
-    if (last === undefined) {
-      return { head: null, size: 0, fileRecords: 0, fileFirstSeq: null, torn };
-    }
-    using previous = await Deno.open(last, { read: true });
-    const previousSize = (await previous.stat()).size;
-    const head = await lastRecord(previous, previousSize, last, key);
-    return {
-      head,
-      size: 0,
-      fileRecords: 0,
-      fileFirstSeq: null,
-      continueFrom: last.slice(dir.length + 1),
-      torn,
-    };
-  }
-  const head = await lastRecord(fd, size, path, key);
-  const first = await readFirstLine(fd, size);
-  const firstSeq = Number((JSON.parse(first) as { seq?: unknown }).seq);
-  // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
-  return {
-    head,
-    size,
-    fileRecords: 1,
-    fileFirstSeq: Number.isSafeInteger(firstSeq) ? firstSeq : head.seq,
-    torn,
-  };
-}
-
-function rotatedStamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
-}
-
-async function readRange(fd: Deno.FsFile, start: number, length: number): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  await fd.seek(start, Deno.SeekMode.Start);
-  let at = 0;
-  while (at < length) {
-    const n = await fd.read(out.subarray(at));
-    if (n === null) break;
-    at += n;
-  }
-  return out.subarray(0, at);
-}
-
-/** Offset of the last `\n` before `end`, or -1. */
-async function findLastNewline(fd: Deno.FsFile, size: number, end: number): Promise<number> {
-  const block = 64 * 1024;
-  let to = Math.min(end, size);
-  while (to > 0) {
-    const from = Math.max(0, to - block);
-    const bytes = await readRange(fd, from, to - from);
-    const at = bytes.lastIndexOf(0x0a);
-    if (at !== -1) return from + at;
-    if (end - from > MAX_TAIL_BYTES) return -2;
-    to = from;
-  }
-  return -1;
-}
-
-async function lastRecord(
-  fd: Deno.FsFile,
-  size: number,
-  path: string,
-  key: Uint8Array | undefined,
-): Promise<ChainHead> {
-  // size - 1 is the final `\n`; the last line starts after the newline before it.
-  const before = await findLastNewline(fd, size, size - 1);
-  if (before === -2) {
-    throw new KvhError(
-      "log_corrupt",
-      `Cannot continue ${path}: its last line is longer than 16 MiB`,
-      { exitCode: 2 },
-    );
-  }
-  const bytes = await readRange(fd, before + 1, size - 1 - (before + 1));
-  const text = new TextDecoder().decode(bytes);
-  if (/"curr_hash"\s*:/.test(text) && !text.includes('"v":')) {
-    throw new KvhError(
-      "log_format",
-      `Cannot append to ${path}: it is a format v1 log of the Python tool; start kvh's log in another file`,
-    );
-  }
-  const checked = checkV2Line(text, key);
-  if (!checked.ok) {
-    throw new KvhError(
-      "log_corrupt",
-      `Cannot continue ${path}: its last record fails verification (${checked.reason}): run kvh verify`,
-      { exitCode: 2 },
-    );
-  }
-  return { seq: checked.seq, hash: checked.hash };
-}
-
-async function readFirstLine(fd: Deno.FsFile, size: number): Promise<string> {
-  const bytes = await readRange(fd, 0, Math.min(size, 64 * 1024));
-  const end = bytes.indexOf(0x0a);
-  return new TextDecoder().decode(bytes.subarray(0, end === -1 ? bytes.length : end));
 }
 
 const INSTALL_SIGNALS = Symbol("installSignals");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { scanCanonicalBody } from "../../lib/forensic/_canonical_scan.ts";
-import { canonicalizeV2 } from "../../lib/forensic/format_v2.ts";
+import { canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
 import { isCanonicalBodyReference } from "../_reference/canonical_v2.ts";
 
 const SEED = 8785;

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import canonicalize from "canonicalize";
 import fc from "fast-check";
+import { canonicalBodyV2, canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
 import {
-  canonicalBodyV2,
-  canonicalizeV2,
   checkV2Line,
   digestEquals,
   hmacHex,

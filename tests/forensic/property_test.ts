@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { join } from "node:path";
-import { canonicalizeV2 } from "../../lib/forensic/format_v2.ts";
+import { canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 
