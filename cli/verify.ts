@@ -41,7 +41,7 @@ export function verifyCommand() {
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
     .option(
       "--workers <n>",
-      "check lines on N worker threads (default 0; helps where cores are idle)",
+      "check lines on N worker threads (default: one per CPU, at most 4, for logs of 8 MiB or more; 0 for none)",
       numberOption("--workers", { integer: true, min: 0 }),
     )
     .action((log, options) =>
@@ -56,7 +56,7 @@ export function verifyCommand() {
           hmacKey,
           activeOnly: options.activeOnly ?? false,
           allowNonFinite: options.allowNonfinite ?? false,
-          workers: options.workers ?? 0,
+          workers: options.workers,
         });
         const document = { log: path, ...report };
         if (out !== undefined) await writeAtomically(out, JSON.stringify(document, null, 2) + "\n");

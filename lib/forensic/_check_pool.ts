@@ -73,16 +73,22 @@ function unpack(response: CheckResponse): (LineResult | null)[] {
   let at = 0;
   for (let i = 0; i < kinds.length; i++) {
     const kind = kinds[i];
-    if (kind !== 1 && kind !== 2) continue;
-    results[i] = {
-      kind: "v2",
-      seq: seqs[i]!,
-      prev: hexes.slice(at, at + 64),
-      hash: hexes.slice(at + 64, at + 128),
-      // Plain records are neither rotate nor prune, the only events the chain check reads.
-      event: "",
-      hasMac: kind === 2,
-    };
+    const prev = hexes.slice(at, at + 64);
+    const hash = hexes.slice(at + 64, at + 128);
+    // Plain records are neither rotate nor prune, the only events the chain check reads.
+    if (kind === 1 || kind === 2) {
+      results[i] = { kind: "v2", seq: seqs[i]!, prev, hash, event: "", hasMac: kind === 2 };
+    } else if (kind === 4 || kind === 5) {
+      results[i] = {
+        kind: "v1",
+        prevHash: prev,
+        currHash: hash,
+        hasMac: kind === 5,
+        eventType: undefined,
+      };
+    } else {
+      continue;
+    }
     at += 128;
   }
   for (const [index, result] of others) results[index] = result;

@@ -14,13 +14,16 @@ export interface CheckRequest {
 }
 
 /**
- * The results of one batch, packed so that posting them costs little: plain v2 records (no
- * failure, not rotate or prune) travel as a kind byte, a seq and 128 hex characters (prev, hash)
- * in one string; every other line travels as its {@linkcode LineResult}.
+ * The results of one batch, packed so that posting them costs little: plain records (no
+ * failure, not rotate or prune) travel as a kind byte, a seq (v2) and 128 hex characters (prev
+ * and hash) in one string; every other line travels as its {@linkcode LineResult}.
  */
 export interface CheckResponse {
   id: number;
-  /** Per line: 0 no text, 1 plain v2 record, 2 plain v2 record with mac, 3 in `others`. */
+  /**
+   * Per line: 0 no text, 1 plain v2 record, 2 the same with mac, 3 in `others`, 4 plain v1
+   * record, 5 the same with hmac.
+   */
   kinds: Uint8Array;
   seqs: Float64Array;
   /** prev + hash of each plain record, in order. */
@@ -47,6 +50,12 @@ scope.onmessage = (event) => {
       kinds[i] = result.hasMac ? 2 : 1;
       seqs[i] = result.seq;
       hexes.push(result.prev, result.hash);
+    } else if (
+      result.kind === "v1" && result.eventType !== "rotate" && result.eventType !== "prune" &&
+      result.prevHash?.length === 64 && result.currHash.length === 64
+    ) {
+      kinds[i] = result.hasMac ? 5 : 4;
+      hexes.push(result.prevHash, result.currHash);
     } else {
       kinds[i] = 3;
       others.push([i, result]);

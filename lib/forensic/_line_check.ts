@@ -124,12 +124,14 @@ function checkV1(text: string, options: CheckLineOptions): LineResult {
   if (currHash === undefined || currHash !== computedHash) {
     return fail(
       "hash_mismatch",
-      currHash === undefined ? "Record has no curr_hash" : "curr_hash does not match the record",
+      currHash === undefined
+        ? "Record has no curr_hash"
+        : "Field curr_hash does not match the record",
     );
   }
   if (options.key !== undefined) {
     if (!hasMac) return fail("mac_missing", "Record has no hmac");
-    if (macOk !== true) return fail("mac_mismatch", "hmac does not match the record");
+    if (macOk !== true) return fail("mac_mismatch", "Field hmac does not match the record");
   }
   const eventType = parsed.get("event_type");
   const result: LineResult = { kind: "v1", currHash, prevHash, hasMac, eventType };

@@ -41,11 +41,10 @@ export interface VerifyLogOptions {
   maxLineBytes?: number;
   /**
    * Workers that check lines in parallel (hashing is independent per line; the chain check
-   * stays sequential). 0 checks in the calling thread. Off by default: on the shared 2-core
-   * machine of bench/results/forensic.md the extra CPU they cost (posting lines and results)
-   * outweighed the parallelism; worth trying where cores are idle.
+   * stays sequential); 0 checks in the calling thread. Workers cost extra CPU (posting lines
+   * and results), so they pay off only on big logs and free cores: bench/results/forensic.md.
    *
-   * @default {0}
+   * @default {one per CPU (at most 4) when the files total 8 MiB or more on 2+ CPUs; else 0}
    */
   workers?: number;
 }
@@ -144,8 +143,11 @@ export async function verifyLog(
   const state = new ChainState();
   const chain: ChainFile[] = [];
   let failure: VerifyFailure | null = null;
-  for (const filePath of paths) await checkLogPath(filePath);
-  const workers = options.workers ?? 0;
+  let total = 0;
+  for (const filePath of paths) total += await checkLogPath(filePath);
+  const cpus = navigator.hardwareConcurrency;
+  const workers = options.workers ??
+    (total >= PARALLEL_MIN_BYTES && cpus >= 2 ? Math.min(cpus, 4) : 0);
   if (!Number.isSafeInteger(workers) || workers < 0) {
     throw new RangeError(`Cannot verify with ${workers} workers: expected a non-negative integer`);
   }
@@ -203,8 +205,11 @@ export async function verifyLog(
   };
 }
 
-/** Refuses what verify cannot read. */
-async function checkLogPath(path: string): Promise<void> {
+/** Below this many bytes, starting Workers costs more than it saves. */
+const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
+
+/** Refuses what verify cannot read; returns the file's size. */
+async function checkLogPath(path: string): Promise<number> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(path);
@@ -217,6 +222,7 @@ async function checkLogPath(path: string): Promise<void> {
     throw new KvhError("log_symlink", `Refusing to verify ${path}: it is a symlink`);
   }
   if (!info.isFile) throw new KvhError("log_not_file", `Cannot verify ${path}: not a regular file`);
+  return info.size;
 }
 
 function describe(error: unknown): string {
@@ -400,7 +406,7 @@ function chainV1(
       "chain_break",
       first
         ? "First record of the file does not start at GENESIS"
-        : "prev_hash does not match the previous curr_hash",
+        : "Field prev_hash does not match the previous curr_hash",
     );
   }
   if (first) {
