@@ -9,7 +9,17 @@
 import { join } from "node:path";
 import { KvhError } from "../errors.ts";
 
-/** Default name of the active log file. */
+/**
+ * Default name of the active log file, as in the Python tool.
+ *
+ * @example Usage
+ * ```ts
+ * import { DEFAULT_LOG_FILE } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_LOG_FILE, "kv_cache.log");
+ * ```
+ */
 export const DEFAULT_LOG_FILE = "kv_cache.log";
 
 /** The active file's name without its last extension (`kv_cache.log` → `kv_cache`). */

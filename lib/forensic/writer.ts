@@ -58,7 +58,19 @@ export interface ForensicLogOptions {
   handleSignals?: boolean;
 }
 
-/** Events that are always fsynced before their append resolves (DESIGN.md §4, durability). */
+/**
+ * Events that are always fsynced before their append resolves (DESIGN.md §4, durability); any
+ * other event is critical when appended with `{ critical: true }`.
+ *
+ * @example Usage
+ * ```ts
+ * import { CRITICAL_EVENTS } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(CRITICAL_EVENTS.has("quarantine"));
+ * assert.ok(!CRITICAL_EVENTS.has("allocate"));
+ * ```
+ */
 export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
   "quarantine",
   "verification_failed",
