@@ -25,8 +25,8 @@ export type LineResult =
     /** `prev_file` and `prev_file_last_hash` of a rotate record. */
     prevFile?: unknown;
     prevFileLastHash?: unknown;
-    /** The last entry of a prune record's `removed` list. */
-    pruned?: { lastHash: string; lastSeq: number };
+    /** The entries of a prune record's `removed` list. */
+    pruned?: { lastHash: string; lastSeq: number }[];
   }
   | {
     kind: "v1";
@@ -36,7 +36,8 @@ export type LineResult =
     eventType: unknown;
     prevFile?: unknown;
     prevFileLastHash?: unknown;
-    prunedLastHash?: string;
+    /** `last_hash` of each entry of a v1 prune record's `removed` list. */
+    prunedLastHashes?: string[];
   };
 
 /** Options of {@linkcode checkLine}. */
@@ -85,11 +86,12 @@ function checkV2(text: string, key: Uint8Array | undefined): LineResult {
     result.prevFileLastHash = record?.prev_file_last_hash;
   } else if (event === "prune") {
     const removed = record?.removed;
-    const last: unknown = Array.isArray(removed) ? removed[removed.length - 1] : undefined;
-    if (typeof last === "object" && last !== null) {
-      const { last_hash: lastHash, last_seq: lastSeq } = last as Record<string, unknown>;
+    result.pruned = [];
+    for (const entry of Array.isArray(removed) ? removed : []) {
+      if (typeof entry !== "object" || entry === null) continue;
+      const { last_hash: lastHash, last_seq: lastSeq } = entry as Record<string, unknown>;
       if (typeof lastHash === "string" && typeof lastSeq === "number") {
-        result.pruned = { lastHash, lastSeq };
+        result.pruned.push({ lastHash, lastSeq });
       }
     }
   }
@@ -140,9 +142,11 @@ function checkV1(text: string, options: CheckLineOptions): LineResult {
     result.prevFileLastHash = parsed.get("prev_file_last_hash");
   } else if (eventType === "prune") {
     const removed = parsed.get("removed");
-    const last = Array.isArray(removed) ? removed[removed.length - 1] : undefined;
-    const lastHash = last instanceof JsonObject ? last.get("last_hash") : undefined;
-    if (typeof lastHash === "string") result.prunedLastHash = lastHash;
+    result.prunedLastHashes = [];
+    for (const entry of Array.isArray(removed) ? removed : []) {
+      const lastHash = entry instanceof JsonObject ? entry.get("last_hash") : undefined;
+      if (typeof lastHash === "string") result.prunedLastHashes.push(lastHash);
+    }
   }
   return result;
 }

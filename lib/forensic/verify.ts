@@ -176,6 +176,9 @@ export async function verifyLog(
   }
   if (failure === null && state.anchor !== undefined) {
     const anchor = state.anchor;
+    // Any entry of a prune record counts, not only its last: prune writes its record before it
+    // deletes, oldest first, so an interrupted prune leaves a history that starts after a middle
+    // entry. The entry's hash (and seq) anchor it, so a file deleted by hand still fails.
     const linked = state.prunes.some((p) =>
       p.lastHash === anchor.prev && (anchor.seq === undefined || p.lastSeq === anchor.seq - 1)
     );
@@ -381,7 +384,7 @@ function chainV2(
       return new Fail("seq_gap", `Expected seq ${state.expectedSeq}, found ${seq}`);
     }
   }
-  if (result.pruned !== undefined) state.prunes.push(result.pruned);
+  if (result.pruned !== undefined) state.prunes.push(...result.pruned);
   state.expectedPrev = hash;
   state.expectedSeq = seq + 1;
   state.head = { seq, hash };
@@ -432,8 +435,8 @@ function chainV1(
       };
     }
   }
-  if (result.prunedLastHash !== undefined) {
-    state.prunes.push({ lastHash: result.prunedLastHash, lastSeq: undefined });
+  for (const lastHash of result.prunedLastHashes ?? []) {
+    state.prunes.push({ lastHash, lastSeq: undefined });
   }
   state.expectedPrev = currHash;
   state.head = { seq: state.records, hash: currHash };

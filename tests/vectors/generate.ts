@@ -371,11 +371,23 @@ async function main(): Promise<void> {
       ...fail("linkage_mismatch", names[0]!, 1),
     });
   });
+  await derive("prune-interrupted", { desc: "", ...ok }, ROTATED, async (dir) => {
+    await prune(dir, 3, undefined, 1);
+    await save(dir, {
+      desc: "a prune record names three files but only the oldest was deleted (interrupted prune)",
+      ...ok,
+    });
+  });
   await v1Cases();
   await Deno.writeTextFile(join(ROOT, "README.md"), README);
 }
 
-async function prune(dir: string, count: number, forgedHash?: string): Promise<void> {
+async function prune(
+  dir: string,
+  count: number,
+  forgedHash?: string,
+  deleteCount = count,
+): Promise<void> {
   const names = await rotatedFiles(dir);
   const removed = [];
   for (const name of names.slice(0, count)) {
@@ -388,7 +400,7 @@ async function prune(dir: string, count: number, forgedHash?: string): Promise<v
       last_seq: last.seq,
       last_hash: forgedHash ?? last.hash,
     });
-    await Deno.remove(join(dir, name));
+    if (removed.length <= deleteCount) await Deno.remove(join(dir, name));
   }
   let ms = Date.UTC(2026, 0, 2);
   const log = await openForensicLog({
