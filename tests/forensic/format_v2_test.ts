@@ -192,3 +192,12 @@ Deno.test("digestEquals() compares digests of equal and unequal length", () => {
   assert.equal(digestEquals("ab", "ac"), false);
   assert.equal(digestEquals("ab", "abc"), false);
 });
+
+Deno.test("sealV2Record() keeps fields apart whose names would collide when joined", () => {
+  const joined = sealV2Record(HEADER, { "a\u0000b": 1 });
+  const apart = sealV2Record(HEADER, { a: 1, b: 2 });
+  assert.match(joined.body, /"a\\u0000b":1/);
+  assert.match(apart.body, /"a":1,"b":2/);
+  const again = sealV2Record(HEADER, { "a\u0000b": 3 });
+  assert.match(again.body, /"a\\u0000b":3/);
+});
