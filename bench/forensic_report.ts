@@ -117,9 +117,9 @@ Produced by \`deno run -A bench/forensic_report.ts\`; per-call timings: \`deno b
 | verify v2, ${k(N)} records (${(v2Bytes / 1e6).toFixed(1)} MB), one thread | ${rate(verifyV2)}, ${
   mb(v2Bytes, verifyV2)
 } | — | ≥ 370k/s |
-| verify v2, same log, 2 workers (the default on 2 CPUs for logs ≥ 8 MiB) | ${
-  rate(verifyV2Workers)
-}, ${mb(v2Bytes, verifyV2Workers)} | — | — |
+| verify v2, same log, \`--workers 2\` | ${rate(verifyV2Workers)}, ${
+  mb(v2Bytes, verifyV2Workers)
+} | — | — |
 | verify v1, ${k(N)} lines (${(v1Bytes / 1e6).toFixed(1)} MB), one thread | ${rate(verifyV1)}, ${
   mb(v1Bytes, verifyV1)
 } | 122k lines/s, 38 MB/s | ≥ 370k/s |
@@ -131,7 +131,7 @@ Where the time goes (CPU profile of verify v2): SHA-256 through node:crypto cost
 in op calls alone; the canonical-form check is a single pass over the line
 (lib/forensic/_canonical_scan.ts) instead of JSON.parse + JSON.stringify; reading and UTF-8
 decoding are batched per 1 MiB. Workers (\`--workers N\`; by default one per CPU for logs of
-8 MiB or more) check lines in parallel while the chain check stays sequential; they cost extra
+8 MiB or more on 4+ CPUs, opt-in on 2) check lines in parallel while the chain check stays sequential; they cost extra
 CPU to post lines and results (the "per CPU-second" column), so they pay off only when cores are
 free: with other jobs on both cores they were slower than one thread in some runs. HMAC goes through node:crypto hash
 states copied per record (RFC 2104 inner/outer precomputed), about twice as fast as createHmac.

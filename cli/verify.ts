@@ -41,7 +41,7 @@ export function verifyCommand() {
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
     .option(
       "--workers <n>",
-      "check lines on N worker threads (default: one per CPU, at most 4, for logs of 8 MiB or more; 0 for none)",
+      "check lines on N worker threads (default: one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs; else 0)",
       numberOption("--workers", { integer: true, min: 0 }),
     )
     .action((log, options) =>
