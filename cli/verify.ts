@@ -49,9 +49,7 @@ export function verifyCommand() {
         const path = resolveLogPath(log, options.logDir, options.logFile);
         const hmacKey = await resolveHmacKey(options.hmacKeyFile);
         const out = options.out ?? envString("VERDICT_OUT");
-        await revokePermissionsExcept(
-          out === undefined ? ["read", "env"] : ["read", "env", "write"],
-        );
+        await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
         const report = await verifyLog(path, {
           hmacKey,
           activeOnly: options.activeOnly ?? false,

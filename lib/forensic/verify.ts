@@ -6,7 +6,7 @@
  * @module
  */
 import { basename, dirname } from "node:path";
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import { listChainFiles } from "./chain_files.ts";
 import { CheckPool } from "./_check_pool.ts";
 import { checkLine, type CheckLineOptions, type LineResult } from "./_line_check.ts";
@@ -222,7 +222,7 @@ async function checkLogPath(path: string): Promise<number> {
   try {
     info = await Deno.lstat(path);
   } catch (error) {
-    throw new KvhError("log_unreadable", `Cannot verify ${path}: ${describe(error)}`, {
+    throw new KvhError("log_unreadable", `Cannot verify ${path}: ${describeIoError(error)}`, {
       cause: error,
     });
   }
@@ -231,12 +231,6 @@ async function checkLogPath(path: string): Promise<number> {
   }
   if (!info.isFile) throw new KvhError("log_not_file", `Cannot verify ${path}: not a regular file`);
   return info.size;
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "not found";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return (error as Error).message;
 }
 
 interface FileContext {
@@ -255,7 +249,7 @@ async function verifyFile(
   try {
     file = await Deno.open(info.path, { read: true });
   } catch (error) {
-    throw new KvhError("log_unreadable", `Cannot verify ${info.path}: ${describe(error)}`, {
+    throw new KvhError("log_unreadable", `Cannot verify ${info.path}: ${describeIoError(error)}`, {
       cause: error,
     });
   }
@@ -306,7 +300,7 @@ async function verifyFile(
       }
     }
   } catch (error) {
-    throw new KvhError("log_unreadable", `Cannot verify ${info.path}: ${describe(error)}`, {
+    throw new KvhError("log_unreadable", `Cannot verify ${info.path}: ${describeIoError(error)}`, {
       cause: error,
     });
   } finally {
