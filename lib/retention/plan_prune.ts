@@ -18,22 +18,11 @@ export interface PrunePolicy {
 /** Why a file is (or would be) removed. */
 export type PruneRule = "age" | "count";
 
-/** A rotated file a prune removes, with the chain facts the prune record names. */
-export interface PruneCandidate {
-  /** Base name. */
-  file: string;
-  /** Path as verified. */
-  path: string;
-  /** Log format of the file. */
-  format: "v1" | "v2";
-  /** Records (v1: lines) in the file. */
-  records: number;
-  /** v2: `seq` of its first record; v1: null. */
-  first_seq: number | null;
-  /** v2: `seq` of its last record; v1: null. */
-  last_seq: number | null;
-  /** Hash (v1: `curr_hash`) of its last record. */
-  last_hash: string | null;
+/**
+ * A rotated file a prune removes, with the chain facts the prune record names (verification
+ * found them; `first_prev` stays with the file that is kept).
+ */
+export interface PruneCandidate extends Omit<ChainFile, "first_prev"> {
   /** Rotation time read from the name (RFC 3339), or null when the name carries none. */
   rotated_at: string | null;
   /** The rules that select it. */
