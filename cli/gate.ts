@@ -297,8 +297,7 @@ function extensionOf(path: string): string {
 /** Runs the gate once the flags are parsed; returns the exit code. */
 async function runGate(source: MetricsSource, raw: RawFlags): Promise<number> {
   const config = await resolveConfig(raw);
-  // env stays: printError (cli/_common.ts) reads KVH_DEBUG when reporting a failure.
-  await revokePermissionsExcept(["read", "write", "env", ...source.permissions]);
+  await revokePermissionsExcept(["read", "write", ...source.permissions]);
   const loaded = await source.load();
   let verdict = evaluateGate(loaded.metrics, config.thresholds);
   let verification: (VerifyReport & { log: string }) | undefined;

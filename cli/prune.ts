@@ -145,8 +145,7 @@ export function pruneCommand() {
         const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
         const out = options.out ?? envString("VERDICT_OUT");
         const hmacKey = await resolveHmacKey(options.hmacKeyFile);
-        // env stays: printError (cli/_common.ts) reads KVH_DEBUG when reporting a failure.
-        await revokePermissionsExcept(["read", "write", "env"]);
+        await revokePermissionsExcept(["read", "write"]);
         const { pruneLog } = await import("../lib/retention/prune_log.ts");
         const report = await pruneLog({
           dir,
