@@ -8,7 +8,7 @@
  */
 import { JsonObject, JsonParseError, parseJson } from "./_json.ts";
 import { checkV1Record } from "./format_v1.ts";
-import { checkV2Line, splitV2Line } from "./format_v2.ts";
+import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
 import type { VerifyReason } from "./types.ts";
 
 /** What one line amounts to before the chain is checked. */
@@ -61,7 +61,7 @@ export function checkLine(text: string, options: CheckLineOptions): LineResult {
 }
 
 function detectFormat(text: string): "v1" | "v2" {
-  if (splitV2Line(text) !== undefined) return "v2";
+  if (splicedBodyEnd(text) >= 0) return "v2";
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value === "object" && value !== null && !Object.hasOwn(value, "v")) {

@@ -12,7 +12,7 @@
  */
 import { createHash, type Hash, timingSafeEqual } from "node:crypto";
 import { JsonParseError, parseJson } from "./_json.ts";
-import { scanCanonicalBody } from "./_canonical_scan.ts";
+import { scanCanonicalLine } from "./_canonical_scan.ts";
 import {
   canonicalBodyV2,
   checkScalar,
@@ -220,23 +220,34 @@ export interface RejectedV2 {
 export function splitV2Line(
   line: string,
 ): { body: string; hash: string; mac: string | undefined } | undefined {
+  const end = splicedBodyEnd(line);
+  if (end < 0) return undefined;
+  const hashAt = end + HASH_MEMBER_LEN - 1 - HEX_LEN;
+  const mac = end + HASH_MEMBER_LEN === line.length - 1
+    ? undefined
+    : line.slice(line.length - 2 - HEX_LEN, line.length - 2);
+  return { body: line.slice(0, end) + "}", hash: line.slice(hashAt, hashAt + HEX_LEN), mac };
+}
+
+/**
+ * Where the canonical body of a line in the spliced form ends: the offset of `,"hash":"`, which
+ * the body's closing brace replaces; -1 when the line does not have that form.
+ */
+export function splicedBodyEnd(line: string): number {
   const n = line.length;
-  if (n < HASH_MEMBER_LEN + 2 || line.charCodeAt(n - 1) !== 0x7d) return undefined;
+  if (n < HASH_MEMBER_LEN + 2 || line.charCodeAt(n - 1) !== 0x7d) return -1;
   let end = n - 1;
-  let mac: string | undefined;
   // Only the body is parsed on the fast path, so every byte of the spliced members is checked
   // here: the closing quotes too.
-  if (line.startsWith(',"mac":"', end - MAC_MEMBER_LEN) && line.charCodeAt(end - 1) === 0x22) {
-    mac = line.slice(end - MAC_MEMBER_LEN + 8, end - 1);
+  if (line.charCodeAt(end - 1) === 0x22 && line.startsWith(',"mac":"', end - MAC_MEMBER_LEN)) {
     end -= MAC_MEMBER_LEN;
   }
-  if (!line.startsWith(',"hash":"', end - HASH_MEMBER_LEN) || line.charCodeAt(end - 1) !== 0x22) {
+  if (line.charCodeAt(end - 1) !== 0x22 || !line.startsWith(',"hash":"', end - HASH_MEMBER_LEN)) {
     // A record with no event fields other than the hash would have no leading comma; the writer
     // always writes v/seq/ts/event/prev, so such a line is never canonical.
-    return undefined;
+    return -1;
   }
-  const hash = line.slice(end - HASH_MEMBER_LEN + 9, end - 1);
-  return { body: line.slice(0, end - HASH_MEMBER_LEN) + "}", hash, mac };
+  return end - HASH_MEMBER_LEN;
 }
 
 /**
@@ -311,26 +322,31 @@ function checkCanonicalLine(
   line: string,
   key: Uint8Array | undefined,
 ): CheckedV2 | RejectedV2 | undefined {
-  const split = splitV2Line(line);
-  if (split === undefined) return undefined;
-  const members = scanCanonicalBody(split.body);
-  if (members === undefined) return undefined;
-  const { v, seq: seqText, prev: prevText, event: eventText, ts } = members;
-  if (v !== "2" || seqText === undefined || prevText === undefined || eventText === undefined) {
+  const end = splicedBodyEnd(line);
+  if (end < 0) return undefined;
+  const at = scanCanonicalLine(line, end);
+  if (at === undefined) return undefined;
+  const { v: vAt, seq: seqAt, prev: prevAt, event: eventAt, ts: tsAt, ends } = at;
+  if (vAt < 0 || ends.v - vAt !== 1 || line.charCodeAt(vAt) !== 0x32) return undefined;
+  if (seqAt < 0 || prevAt < 0 || eventAt < 0 || tsAt < 0) return undefined;
+  if (line.charCodeAt(tsAt) !== 0x22 || line.charCodeAt(eventAt) !== 0x22) return undefined;
+  // A number the scanner accepted is canonical, so Number() reads it exactly.
+  const seq = Number(line.slice(seqAt, ends.seq));
+  if (!Number.isSafeInteger(seq) || seq < 0 || ends.prev - prevAt !== HEX_LEN + 2) {
     return undefined;
   }
-  if (ts === undefined || ts.charCodeAt(0) !== 0x22 || eventText.charCodeAt(0) !== 0x22) {
-    return undefined;
-  }
-  const seq = Number(seqText);
-  const prev = prevText.slice(1, -1);
-  if (!Number.isSafeInteger(seq) || seq < 0 || prevText.length !== 66 || !isHex64(prev)) {
-    return undefined;
-  }
+  const prev = line.slice(prevAt + 1, prevAt + 1 + HEX_LEN);
+  if (!isHex64(prev)) return undefined;
+  const eventText = line.slice(eventAt, ends.event);
+  const event = eventText.includes("\\") ? JSON.parse(eventText) as string : eventText.slice(1, -1);
+  const hashAt = end + HASH_MEMBER_LEN - 1 - HEX_LEN;
+  const hash = line.slice(hashAt, hashAt + HEX_LEN);
+  const mac = end + HASH_MEMBER_LEN === line.length - 1
+    ? undefined
+    : line.slice(line.length - 2 - HEX_LEN, line.length - 2);
+  const body = line.slice(0, end) + "}";
   // A hash or mac equal to the one computed is well-formed hex by construction, so neither is
   // validated before the comparison; a malformed one simply fails it.
-  const event = eventText.includes("\\") ? JSON.parse(eventText) as string : eventText.slice(1, -1);
-  const { body, hash, mac } = split;
   if (sha256Hex(body) !== hash) {
     return {
       ok: false,
@@ -359,13 +375,10 @@ function checkCanonicalLine(
 
 /** Whether `text` is 64 lowercase hex digits. */
 function isHex64(text: string): boolean {
-  if (text.length !== 64) return false;
-  for (let i = 0; i < 64; i++) {
-    const c = text.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
+  return HEX64_RE.test(text);
 }
+
+const HEX64_RE = /^[0-9a-f]{64}$/;
 
 function describeParseError(line: string, error: unknown): string {
   // JSON.parse accepted the line but the strict parser did not: the difference is a duplicate key.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { scanCanonicalBody } from "../../lib/forensic/_canonical_scan.ts";
+import { scanCanonicalBody, scanCanonicalLine } from "../../lib/forensic/_canonical_scan.ts";
 import { canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
 import { isCanonicalBodyReference } from "../_reference/canonical_v2.ts";
 
@@ -134,4 +134,23 @@ Deno.test("scanCanonicalBody() rejects non-canonical numbers, escapes, order and
   let deep = "1";
   for (let i = 0; i < 300; i++) deep = `[${deep}]`;
   assert.equal(scanCanonicalBody(`{"a":${deep}}`), undefined);
+});
+
+Deno.test("scanCanonicalLine() judges a body inside its line as the reference judges the body", () => {
+  const edit = fc.tuple(body, fc.nat(), fc.constantFrom('"', "\\", "}", ",", "1", "["));
+  fc.assert(
+    fc.property(edit, ([text, at, char]) => {
+      const i = at % text.length;
+      const mutated = text.slice(0, i) + char + text.slice(i + 1);
+      if (!mutated.endsWith("}")) return;
+      const end = mutated.length - 1;
+      const line = mutated.slice(0, end) + ',"hash":"' + "0".repeat(64) + '"}';
+      assert.equal(
+        scanCanonicalLine(line, end) !== undefined,
+        isCanonicalBodyReference(mutated),
+        JSON.stringify(line),
+      );
+    }),
+    { seed: SEED, numRuns: 5000 },
+  );
 });
