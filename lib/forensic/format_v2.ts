@@ -169,8 +169,26 @@ interface RecordShape {
 const SHAPES = new Map<string, RecordShape>();
 const MAX_SHAPES = 1024;
 
+/** The field names of the last record sealed, and their shape: appends come in runs of one shape. */
+let lastGiven: string[] = [];
+let lastShape: RecordShape | undefined;
+
 function recordShape(fields: Record<string, unknown>): RecordShape {
   const given = Object.keys(fields);
+  if (lastShape !== undefined && sameNames(given, lastGiven)) return lastShape;
+  const shape = lookUpShape(given);
+  lastGiven = given;
+  lastShape = shape;
+  return shape;
+}
+
+function sameNames(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function lookUpShape(given: string[]): RecordShape {
   // JSON text keeps names apart whatever characters they hold (a joined string would not).
   const signature = JSON.stringify(given);
   const cached = SHAPES.get(signature);

@@ -83,10 +83,18 @@ export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
 
 const encoder = new TextEncoder();
 
+/** The group being filled: its lines already UTF-8 encoded, back to back. */
 interface Pending {
-  lines: string[];
+  data: Uint8Array;
+  used: number;
   records: number;
   critical: number;
+}
+
+const GROUP_BYTES = 64 * 1024;
+
+function newPending(capacity: number): Pending {
+  return { data: new Uint8Array(capacity), used: 0, records: 0, critical: 0 };
 }
 
 /**
@@ -262,7 +270,7 @@ export class ForensicLog implements AuditSink {
   #size: number;
   #fileRecords: number;
   #fileFirstSeq: number | null;
-  #pending: Pending = { lines: [], records: 0, critical: 0 };
+  #pending: Pending = newPending(GROUP_BYTES);
   #io: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failure: KvhError | undefined;
@@ -330,25 +338,26 @@ export class ForensicLog implements AuditSink {
       return Promise.reject(new KvhError("audit_emit_failed", reason, { cause: this.#failure }));
     }
     let sealed;
+    let bytes;
     let mustCommit = critical;
     try {
       if (typeof event !== "string" || event === "") {
         throw new TypeError("Cannot append: event name is empty");
       }
       sealed = this.#seal(event, fields);
-      let bytes = utf8Length(sealed.line);
+      bytes = this.#encode(sealed.line);
       if (this.#fileRecords > 0 && this.#size + bytes > this.#init.maxBytes) {
         this.#rotate();
         mustCommit = true;
         sealed = this.#seal(event, fields);
-        bytes = utf8Length(sealed.line);
+        bytes = this.#encode(sealed.line);
       }
       this.#size += bytes;
     } catch (error) {
       this.#count(1, critical ? 1 : 0);
       return Promise.reject(error);
     }
-    this.#queue(sealed.line, critical);
+    this.#queue(bytes, critical);
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords++;
     if (this.#fileFirstSeq === null) this.#fileFirstSeq = sealed.record.seq;
@@ -414,9 +423,26 @@ export class ForensicLog implements AuditSink {
     );
   }
 
-  #queue(line: string, critical: boolean): void {
+  /**
+   * Encodes a line after the queued ones without queueing it yet; returns its length in bytes.
+   * Encoding once here gives both the size the rotation check needs and the bytes to write.
+   */
+  #encode(line: string): number {
     const pending = this.#pending;
-    pending.lines.push(line);
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const need = pending.used + line.length * 3;
+    if (need > pending.data.length) {
+      const data = new Uint8Array(Math.max(need, pending.data.length * 2));
+      data.set(pending.data.subarray(0, pending.used));
+      pending.data = data;
+    }
+    return encoder.encodeInto(line, pending.data.subarray(pending.used)).written;
+  }
+
+  /** Queues the line {@linkcode #encode} just encoded. */
+  #queue(bytes: number, critical: boolean): void {
+    const pending = this.#pending;
+    pending.used += bytes;
     pending.records++;
     if (critical) pending.critical++;
   }
@@ -461,8 +487,9 @@ export class ForensicLog implements AuditSink {
       prev_file: rotatedName,
       prev_file_last_hash: this.#head!.hash,
     });
-    this.#queue(sealed.line, true);
-    this.#size += utf8Length(sealed.line);
+    const bytes = this.#encode(sealed.line);
+    this.#queue(bytes, true);
+    this.#size += bytes;
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords = 1;
     this.#fileFirstSeq = sealed.record.seq;
@@ -475,7 +502,8 @@ export class ForensicLog implements AuditSink {
     }
     const pending = this.#pending;
     if (pending.records > 0) {
-      this.#pending = { lines: [], records: 0, critical: 0 };
+      // The next group is about as big as this one: size its buffer so it rarely grows.
+      this.#pending = newPending(pending.data.length);
       this.#io = this.#io.then(() => this.#write(pending));
     }
     const done = this.#io;
@@ -490,9 +518,13 @@ export class ForensicLog implements AuditSink {
       return;
     }
     try {
-      const data = encoder.encode(pending.lines.join(""));
+      const data = pending.data.subarray(0, pending.used);
+      // A synchronous write (into the page cache, well under a millisecond per group) lets the
+      // fsync run in the background while the caller seals the next group: an async write would
+      // wait for an event-loop turn between the two, which a busy appender does not give until it
+      // blocks on this group, so every group used to pay its fsync in full (~15% of append time).
       let at = 0;
-      while (at < data.length) at += await this.#fd.write(data.subarray(at));
+      while (at < data.length) at += this.#fd.writeSync(data.subarray(at));
       await this.#fd.syncData();
     } catch (error) {
       this.#fail(error, pending.records, pending.critical);
@@ -539,22 +571,4 @@ function closeQuietly(file: Deno.FsFile): void {
   } catch (error) {
     if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
-}
-
-const NON_ASCII = /[\u0080-\uffff]/;
-
-function utf8Length(text: string): number {
-  // Records are nearly always ASCII; the regex scan runs natively and skips the loop below.
-  if (!NON_ASCII.test(text)) return text.length;
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) continue;
-    if (code < 0x800) bytes += 1;
-    else if (code >= 0xd800 && code <= 0xdbff) {
-      bytes += 2;
-      i++;
-    } else bytes += 2;
-  }
-  return bytes;
 }
