@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { JsonObject, JsonParseError, parseJson } from "./_json.ts";
+import { JsonObject, JsonParseError, type JsonValue, parseJson } from "./_json.ts";
 import { checkV1Record } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
 import type { VerifyReason } from "./types.ts";
@@ -57,6 +57,19 @@ export interface CheckLineOptions {
  */
 export function checkLine(text: string, options: CheckLineOptions): LineResult {
   if (text.trim() === "") return { kind: "blank" };
+  if (splicedBodyEnd(text) >= 0) return checkV2(text, options.key);
+  // A v1 line is parsed once: when the strict parse finds curr_hash and no v, detectFormat would
+  // say v1 too (JSON.parse sees the same members, or fails on NaN and its fallback finds
+  // curr_hash), so the parse is handed on instead of repeated.
+  let parsed: JsonValue | undefined;
+  try {
+    parsed = parseJson(text, { allowNonFinite: options.allowNonFinite ?? false });
+  } catch (error) {
+    if (!(error instanceof JsonParseError)) throw error;
+  }
+  if (parsed instanceof JsonObject && !parsed.has("v") && parsed.has("curr_hash")) {
+    return checkV1Parsed(parsed, options);
+  }
   return detectFormat(text) === "v2" ? checkV2(text, options.key) : checkV1(text, options);
 }
 
@@ -116,6 +129,10 @@ function checkV1(text: string, options: CheckLineOptions): LineResult {
     );
   }
   if (!(parsed instanceof JsonObject)) return fail("malformed_json", "Line is not a JSON object");
+  return checkV1Parsed(parsed, options);
+}
+
+function checkV1Parsed(parsed: JsonObject, options: CheckLineOptions): LineResult {
   let check;
   try {
     check = checkV1Record(parsed, options.key);
