@@ -406,3 +406,27 @@ Deno.test("ForensicLog.flush() rejects once a write has failed", async () => {
     await log.close().catch(() => {});
   });
 });
+
+Deno.test("append() writes every byte of a group bigger than its first buffer, non-ASCII included", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = await openForensicLog({ dir, handleSignals: false, commitRecords: 4096 });
+    const note = "é€😀".repeat(300);
+    const written = [];
+    for (let i = 0; i < 200; i++) written.push(await log.append("allocate", { note, i }));
+    await log.close();
+    const text = await Deno.readTextFile(join(dir, "kv_cache.log"));
+    const lines = text.trimEnd().split("\n");
+    assert.equal(lines.length, 200);
+    assert.deepEqual(lines.map((line) => JSON.parse(line).hash), written.map((r) => r.hash));
+    assert.equal(
+      new TextEncoder().encode(text).length,
+      (await Deno.stat(join(dir, "kv_cache.log"))).size,
+    );
+    const report = await verifyLog(join(dir, "kv_cache.log"));
+    assert.equal(report.ok, true);
+    assert.equal(report.records, 200);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
