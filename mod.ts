@@ -63,6 +63,7 @@ export {
   type VerifyResult,
   type ZeroOptions,
 } from "./lib/sanitize/mod.ts";
+export { loadNativeCpuKernels, type NativeCpuKernelsOptions } from "./lib/sanitize/mod.ts";
 export {
   DEVICE_CHOICES,
   type DeviceChoice,

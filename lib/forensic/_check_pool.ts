@@ -8,12 +8,12 @@
 import type { CheckRequest, CheckResponse } from "./_check_worker.ts";
 import type { CheckLineOptions, LineResult } from "./_line_check.ts";
 
-/** Runs {@linkcode checkLine} over batches of lines on `size` Workers, round robin. */
+/** Runs {@linkcode checkLines} over runs of raw lines on `size` Workers, round robin. */
 export class CheckPool {
   #workers: Worker[] = [];
   #pending = new Map<
     number,
-    { resolve: (r: (LineResult | null)[]) => void; reject: (e: unknown) => void }
+    { resolve: (r: LineResult[]) => void; reject: (e: unknown) => void }
   >();
   #next = 0;
   #options: CheckLineOptions;
@@ -22,7 +22,7 @@ export class CheckPool {
    * Starts the workers.
    *
    * @param size Number of workers.
-   * @param options Key and v1 compatibility, sent with every batch.
+   * @param options Key, v1 compatibility and line cap, sent with every run.
    */
   constructor(size: number, options: CheckLineOptions) {
     this.#options = options;
@@ -45,19 +45,24 @@ export class CheckPool {
   }
 
   /**
-   * Checks a batch.
+   * Checks a run of complete lines; its buffer is transferred (unusable afterwards).
    *
-   * @param texts Lines (`undefined` for lines without text, which come back as `null`).
+   * @param bytes The lines, `\n` between them, alone in their buffer.
    * @returns One result per line, in order.
    */
-  check(texts: (string | undefined)[]): Promise<(LineResult | null)[]> {
+  check(bytes: Uint8Array<ArrayBuffer>): Promise<LineResult[]> {
     const id = this.#next++;
     const worker = this.#workers[id % this.#workers.length]!;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      const request: CheckRequest = { id, texts, options: this.#options };
-      worker.postMessage(request);
+      const request: CheckRequest = { id, bytes, options: this.#options };
+      worker.postMessage(request, [bytes.buffer]);
     });
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#workers.length;
   }
 
   /** Stops the workers. */
@@ -67,9 +72,9 @@ export class CheckPool {
   }
 }
 
-function unpack(response: CheckResponse): (LineResult | null)[] {
+function unpack(response: CheckResponse): LineResult[] {
   const { kinds, seqs, hexes, others } = response;
-  const results: (LineResult | null)[] = new Array(kinds.length).fill(null);
+  const results: LineResult[] = new Array(kinds.length);
   let at = 0;
   for (let i = 0; i < kinds.length; i++) {
     const kind = kinds[i];

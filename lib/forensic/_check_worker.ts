@@ -1,15 +1,15 @@
 /**
- * Worker entry of the verifier: checks batches of lines with {@linkcode checkLine} and posts the
- * results back in order. Started by _check_pool.ts.
+ * Worker entry of the verifier: decodes and checks runs of raw lines with {@linkcode checkLines}
+ * and posts compact results back. Started by _check_pool.ts.
  *
  * @module
  */
-import { checkLine, type CheckLineOptions, type LineResult } from "./_line_check.ts";
+import { type CheckLineOptions, checkLines, type LineResult } from "./_line_check.ts";
 
-/** A batch to check. */
+/** A run of complete lines to check, `\n` between them (its buffer is transferred). */
 export interface CheckRequest {
   id: number;
-  texts: (string | undefined)[];
+  bytes: Uint8Array;
   options: CheckLineOptions;
 }
 
@@ -21,8 +21,8 @@ export interface CheckRequest {
 export interface CheckResponse {
   id: number;
   /**
-   * Per line: 0 no text, 1 plain v2 record, 2 the same with mac, 3 in `others`, 4 plain v1
-   * record, 5 the same with hmac.
+   * Per line: 1 plain v2 record, 2 the same with mac, 3 in `others`, 4 plain v1 record, 5 the
+   * same with hmac.
    */
   kinds: Uint8Array;
   seqs: Float64Array;
@@ -37,15 +37,14 @@ const scope = self as unknown as {
 };
 
 scope.onmessage = (event) => {
-  const { id, texts, options } = event.data;
-  const kinds = new Uint8Array(texts.length);
-  const seqs = new Float64Array(texts.length);
+  const { id, bytes, options } = event.data;
+  const results = checkLines(bytes, options);
+  const kinds = new Uint8Array(results.length);
+  const seqs = new Float64Array(results.length);
   const hexes: string[] = [];
   const others: [number, LineResult][] = [];
-  for (let i = 0; i < texts.length; i++) {
-    const text = texts[i];
-    if (text === undefined) continue;
-    const result = checkLine(text, options);
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i]!;
     if (result.kind === "v2" && result.event !== "rotate" && result.event !== "prune") {
       kinds[i] = result.hasMac ? 2 : 1;
       seqs[i] = result.seq;

@@ -9,11 +9,14 @@
 import { JsonObject, JsonParseError, type JsonValue, parseJson } from "./_json.ts";
 import { checkV1Record } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
+import { decodeLines, type LineProblem } from "./reader.ts";
 import type { VerifyReason } from "./types.ts";
 
 /** What one line amounts to before the chain is checked. */
 export type LineResult =
   | { kind: "blank" }
+  /** The line has no text: over the cap or not UTF-8. */
+  | { kind: "unreadable"; problem: LineProblem }
   | { kind: "fail"; format: "v1" | "v2"; reason: VerifyReason; detail: string }
   | {
     kind: "v2";
@@ -46,6 +49,31 @@ export interface CheckLineOptions {
   key?: Uint8Array;
   /** Accept NaN/Infinity tokens in v1 lines. */
   allowNonFinite?: boolean;
+  /**
+   * Longest line checked, in bytes (used by {@linkcode checkLines}).
+   *
+   * @default {16777216}
+   */
+  maxLineBytes?: number;
+}
+
+/**
+ * Decodes and checks a run of complete lines (a `lines` chunk of reader.ts).
+ *
+ * @param bytes The lines, `\n` between them.
+ * @param options Key, v1 compatibility and line cap.
+ * @returns One result per line, in order.
+ */
+export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineResult[] {
+  const decoded = decodeLines(bytes, options.maxLineBytes);
+  const results: LineResult[] = new Array(decoded.length);
+  for (let i = 0; i < decoded.length; i++) {
+    const text = decoded[i]!;
+    results[i] = typeof text === "string"
+      ? checkLine(text, options)
+      : { kind: "unreadable", problem: text.problem };
+  }
+  return results;
 }
 
 /**

@@ -35,10 +35,129 @@ export interface ReadLinesOptions {
 }
 
 const NEWLINE = 0x0a;
+const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /**
- * Reads a file as batches of lines, in order. Each batch holds the lines completed by one read,
- * which lets a caller hand whole batches to other threads.
+ * A run of a log file as read: complete lines as raw bytes (so that decoding and checking can
+ * happen in another thread), a line over the cap that was skipped, or the unterminated last line.
+ */
+export type LogChunk =
+  /**
+   * One or more complete lines, `\n` between them, the last one's `\n` left out. Lines may be
+   * longer than the cap (see {@linkcode decodeLines}). The chunk owns its buffer, which can be
+   * transferred to a Worker.
+   */
+  | { kind: "lines"; bytes: Uint8Array<ArrayBuffer> }
+  /** A `\n`-terminated line longer than the cap, skipped without being held whole. */
+  | { kind: "too_long" }
+  /** The last line has no `\n`: its bytes, or undefined when it is longer than the cap. */
+  | { kind: "torn"; bytes: Uint8Array | undefined };
+
+/** Why a line has no text. */
+export type LineProblem = "too_long" | "invalid_utf8";
+
+/** A line that could not be decoded, as returned by {@linkcode decodeLines}. */
+export interface UndecodedLine {
+  problem: LineProblem;
+}
+
+const TOO_LONG: UndecodedLine = Object.freeze({ problem: "too_long" });
+const INVALID_UTF8: UndecodedLine = Object.freeze({ problem: "invalid_utf8" });
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Reads a file as runs of raw lines, in order, one run per read. Every run of complete lines
+ * lives in a buffer of its own, so a caller may hand it to a Worker without copying.
+ *
+ * @param file An open file (or any reader); it is read to its end, not closed.
+ * @param options Line cap and read size.
+ * @returns The runs.
+ */
+export async function* readChunks(
+  file: { read(buffer: Uint8Array): Promise<number | null> },
+  options: ReadLinesOptions = {},
+): AsyncGenerator<LogChunk> {
+  const { maxLineBytes = DEFAULT_MAX_LINE_BYTES, chunkBytes = 1024 * 1024 } = options;
+  // The partial line carried from one read to the next, at most maxLineBytes; while skipping an
+  // over-long line nothing is carried.
+  let carry: Uint8Array | undefined;
+  let skipping = false;
+  while (true) {
+    const carried = carry?.length ?? 0;
+    const buffer = new Uint8Array(carried + chunkBytes);
+    if (carry !== undefined) buffer.set(carry);
+    const n = await file.read(buffer.subarray(carried));
+    if (n === null) break;
+    const filled = buffer.subarray(0, carried + n);
+    let start = 0;
+    if (skipping) {
+      const end = filled.indexOf(NEWLINE);
+      if (end === -1) continue;
+      skipping = false;
+      start = end + 1;
+      yield { kind: "too_long" };
+    }
+    const last = filled.lastIndexOf(NEWLINE);
+    if (last < start) {
+      keep(filled.subarray(start));
+      continue;
+    }
+    // The tail is copied out before the run is handed on: the consumer may transfer the buffer.
+    keep(filled.subarray(last + 1).slice());
+    yield { kind: "lines", bytes: filled.subarray(start, last) };
+  }
+  if (carry !== undefined || skipping) yield { kind: "torn", bytes: carry };
+
+  function keep(part: Uint8Array): void {
+    if (part.length > maxLineBytes) {
+      skipping = true;
+      carry = undefined;
+    } else carry = part.length === 0 ? undefined : part;
+  }
+}
+
+/**
+ * Splits a run of complete lines ({@linkcode LogChunk} `lines`) and decodes each line.
+ *
+ * @param bytes The lines, `\n` between them.
+ * @param maxLineBytes Longest line decoded; a longer one comes back as `too_long`.
+ * @returns One entry per line: its text, or why it has none.
+ */
+export function decodeLines(
+  bytes: Uint8Array,
+  maxLineBytes: number = DEFAULT_MAX_LINE_BYTES,
+): (string | UndecodedLine)[] {
+  // Decoding the whole run at once is far cheaper than line by line; a run with invalid UTF-8 or
+  // that could hold an over-long line falls back to one line at a time.
+  if (bytes.length <= maxLineBytes) {
+    try {
+      return decoder.decode(bytes).split("\n");
+    } catch {
+      // Some line is not valid UTF-8: find which below.
+    }
+  }
+  const out: (string | UndecodedLine)[] = [];
+  let at = 0;
+  while (true) {
+    let end = bytes.indexOf(NEWLINE, at);
+    if (end === -1) end = bytes.length;
+    out.push(end - at > maxLineBytes ? TOO_LONG : decodeOne(bytes.subarray(at, end)));
+    if (end === bytes.length) return out;
+    at = end + 1;
+  }
+}
+
+function decodeOne(bytes: Uint8Array): string | UndecodedLine {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    return INVALID_UTF8;
+  }
+}
+
+/**
+ * Reads a file as batches of decoded lines, in order. Each batch holds the lines completed by
+ * one read.
  *
  * @param file An open file (or any reader); it is read to its end, not closed.
  * @param options Line cap and read size.
@@ -62,104 +181,19 @@ export async function* readLines(
   file: { read(buffer: Uint8Array): Promise<number | null> },
   options: ReadLinesOptions = {},
 ): AsyncGenerator<LogLine[]> {
-  const { maxLineBytes = 16 * 1024 * 1024, chunkBytes = 1024 * 1024 } = options;
-  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  const buffer = new Uint8Array(chunkBytes);
-  // The partial line carried from one read to the next, capped at maxLineBytes.
-  let carry: Uint8Array[] = [];
-  let carryBytes = 0;
-  let skipping = false;
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   let lineNo = 0;
-
-  const decodeOne = (bytes: Uint8Array, terminated: boolean): LogLine => {
-    lineNo++;
-    try {
-      return { lineNo, text: decoder.decode(bytes), terminated };
-    } catch {
-      return { lineNo, text: undefined, terminated, problem: "invalid_utf8" };
+  const toLine = (decoded: string | UndecodedLine, terminated: boolean): LogLine =>
+    typeof decoded === "string"
+      ? { lineNo: ++lineNo, text: decoded, terminated }
+      : { lineNo: ++lineNo, text: undefined, terminated, problem: decoded.problem };
+  for await (const chunk of readChunks(file, options)) {
+    if (chunk.kind === "lines") {
+      yield decodeLines(chunk.bytes, maxLineBytes).map((decoded) => toLine(decoded, true));
+    } else if (chunk.kind === "too_long") {
+      yield [toLine(TOO_LONG, true)];
+    } else {
+      yield [toLine(chunk.bytes === undefined ? TOO_LONG : decodeOne(chunk.bytes), false)];
     }
-  };
-  const finishCarry = (tail: Uint8Array, terminated: boolean): LogLine => {
-    if (skipping || carryBytes + tail.length > maxLineBytes) {
-      skipping = false;
-      carry = [];
-      carryBytes = 0;
-      lineNo++;
-      return { lineNo, text: undefined, terminated, problem: "too_long" };
-    }
-    const whole = new Uint8Array(carryBytes + tail.length);
-    let at = 0;
-    for (const part of carry) {
-      whole.set(part, at);
-      at += part.length;
-    }
-    whole.set(tail, at);
-    carry = [];
-    carryBytes = 0;
-    return decodeOne(whole, terminated);
-  };
-
-  while (true) {
-    const n = await file.read(buffer);
-    if (n === null) break;
-    const chunk = buffer.subarray(0, n);
-    const batch: LogLine[] = [];
-    let start = 0;
-    const first = chunk.indexOf(NEWLINE);
-    if (first === -1) {
-      keep(chunk);
-      continue;
-    }
-    if (carryBytes > 0 || skipping) {
-      batch.push(finishCarry(chunk.subarray(0, first), true));
-      start = first + 1;
-    }
-    const last = chunk.lastIndexOf(NEWLINE);
-    if (last >= start) {
-      // Decoding every complete line of the read at once is far cheaper than line by line; a
-      // region with invalid UTF-8 or an over-long line falls back to one line at a time.
-      const region = chunk.subarray(start, last);
-      let texts: string[] | undefined;
-      if (region.length <= maxLineBytes) {
-        try {
-          texts = decoder.decode(region).split("\n");
-        } catch {
-          texts = undefined;
-        }
-      }
-      if (texts !== undefined) {
-        for (const text of texts) batch.push({ lineNo: ++lineNo, text, terminated: true });
-      } else {
-        let at = start;
-        while (at <= last) {
-          const end = chunk.indexOf(NEWLINE, at);
-          const bytes = chunk.subarray(at, end);
-          if (bytes.length > maxLineBytes) {
-            batch.push({
-              lineNo: ++lineNo,
-              text: undefined,
-              terminated: true,
-              problem: "too_long",
-            });
-          } else batch.push(decodeOne(bytes, true));
-          at = end + 1;
-        }
-      }
-    }
-    keep(chunk.subarray(last + 1));
-    if (batch.length > 0) yield batch;
-  }
-  if (carryBytes > 0 || skipping) yield [finishCarry(new Uint8Array(0), false)];
-
-  function keep(part: Uint8Array): void {
-    if (part.length === 0 || skipping) return;
-    if (carryBytes + part.length > maxLineBytes) {
-      skipping = true;
-      carry = [];
-      carryBytes = 0;
-      return;
-    }
-    carry.push(part.slice());
-    carryBytes += part.length;
   }
 }

@@ -9,10 +9,10 @@ import { basename, dirname } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
 import { listChainFiles } from "./chain_files.ts";
 import { CheckPool } from "./_check_pool.ts";
-import { checkLine, type CheckLineOptions, type LineResult } from "./_line_check.ts";
+import { type CheckLineOptions, checkLines, type LineResult } from "./_line_check.ts";
 import { GENESIS_V1 } from "./format_v1.ts";
 import { isGenesisV2 } from "./format_v2.ts";
-import { type LogLine, readLines } from "./reader.ts";
+import { readChunks } from "./reader.ts";
 import type { ChainHead, VerifyFailure, VerifyReason, VerifyReport } from "./types.ts";
 
 /** Options of {@linkcode verifyLog}. */
@@ -257,42 +257,48 @@ async function verifyFile(
   const lineOptions: CheckLineOptions = {
     key: context.key,
     allowNonFinite: options.allowNonFinite,
+    maxLineBytes: options.maxLineBytes,
   };
-  const batches = readLines(file, { maxLineBytes: options.maxLineBytes });
-  // Batches in flight: with Workers, several are checked while the chain consumes the oldest.
-  const queue: { lines: LogLine[]; results: Promise<(LineResult | null)[]> }[] = [];
-  const depth = pool === undefined ? 1 : 4;
-  const cursor: FileCursor = { format: undefined, info, firstFile, state, options };
+  const chunks = readChunks(file, { maxLineBytes: options.maxLineBytes });
+  // Runs in flight: with Workers, several are decoded and checked while the chain consumes the
+  // oldest; the main thread only reads bytes and links results.
+  const queue: (Checked[] | Promise<LineResult[]>)[] = [];
+  const depth = pool === undefined ? 1 : 2 * (pool.size + 1);
+  let turn = 0;
+  const cursor: FileCursor = { format: undefined, info, firstFile, state, options, lineNo: 0 };
   try {
     let exhausted = false;
     while (true) {
       while (!exhausted && queue.length < depth) {
-        const next = await batches.next();
+        const next = await chunks.next();
         if (next.done) {
           exhausted = true;
           break;
         }
-        const lines = next.value;
-        const texts = lines.map((line) => line.terminated ? line.text : undefined);
-        const results = pool === undefined
-          ? Promise.resolve(
-            texts.map((text) => text === undefined ? null : checkLine(text, lineOptions)),
-          )
-          : pool.check(texts);
-        // Results of batches abandoned after a failure must not surface as unhandled rejections.
-        results.catch(() => {});
-        queue.push({ lines, results });
+        const chunk = next.value;
+        if (chunk.kind !== "lines") {
+          queue.push([chunk.kind === "torn" ? TORN : TOO_LONG]);
+        } else if (pool === undefined || turn++ % (pool.size + 1) === pool.size) {
+          // The main thread takes its share of the runs too: while it checks one, the Workers
+          // check theirs, so N Workers make N + 1 checkers.
+          queue.push(checkLines(chunk.bytes, lineOptions));
+        } else {
+          const results = pool.check(chunk.bytes);
+          // Results of runs abandoned after a failure must not surface as unhandled rejections.
+          results.catch(() => {});
+          queue.push(results);
+        }
       }
       const head = queue.shift();
       if (head === undefined) return null;
-      const results = await head.results;
-      for (let i = 0; i < head.lines.length; i++) {
-        const line = head.lines[i]!;
-        const problem = applyLine(line, results[i] ?? null, cursor);
+      const results = await head;
+      for (let i = 0; i < results.length; i++) {
+        cursor.lineNo++;
+        const problem = applyLine(results[i]!, cursor);
         if (problem !== undefined) {
           return {
             file: info.file,
-            line: line.lineNo,
+            line: cursor.lineNo,
             reason: problem.reason,
             detail: problem.detail,
           };
@@ -304,10 +310,15 @@ async function verifyFile(
       cause: error,
     });
   } finally {
-    await batches.return(undefined);
+    await chunks.return(undefined);
     file.close();
   }
 }
+
+/** The unterminated last line of a file (its text does not matter: it is torn). */
+const TORN = { kind: "torn" } as const;
+type Checked = LineResult | typeof TORN;
+const TOO_LONG: LineResult = { kind: "unreadable", problem: "too_long" };
 
 interface FileCursor {
   format: "v1" | "v2" | undefined;
@@ -315,16 +326,18 @@ interface FileCursor {
   firstFile: boolean;
   state: ChainState;
   options: VerifyLogOptions;
+  /** Physical number of the line being applied. */
+  lineNo: number;
 }
 
 /** Applies one checked line to the chain; returns the failure, if any. */
-function applyLine(line: LogLine, result: LineResult | null, cursor: FileCursor): Fail | undefined {
+function applyLine(result: Checked, cursor: FileCursor): Fail | undefined {
   const { info, options } = cursor;
-  if (!line.terminated) {
+  if (result.kind === "torn") {
     return new Fail("torn_tail", `Last line of ${info.file} has no line end (torn write)`);
   }
-  if (line.text === undefined || result === null) {
-    const detail = line.problem === "too_long"
+  if (result.kind === "unreadable") {
+    const detail = result.problem === "too_long"
       ? `Line is longer than ${options.maxLineBytes ?? 16 * 1024 * 1024} bytes`
       : "Line is not valid UTF-8";
     return new Fail("malformed_json", detail);
@@ -343,8 +356,8 @@ function applyLine(line: LogLine, result: LineResult | null, cursor: FileCursor)
   if (result.kind === "fail") return new Fail(result.reason, result.detail);
   if (result.hasMac) cursor.state.macsSeen = true;
   return result.kind === "v2"
-    ? chainV2(result, cursor, line.lineNo)
-    : chainV1(result, cursor, line.lineNo);
+    ? chainV2(result, cursor, cursor.lineNo)
+    : chainV1(result, cursor, cursor.lineNo);
 }
 
 function chainV2(

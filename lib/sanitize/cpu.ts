@@ -10,14 +10,17 @@
 import { Buffer } from "node:buffer";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
 
-/** The byte loops of the CPU backend. */
+/**
+ * The byte loops of the CPU backend. A kernel may finish later (a promise), as the native
+ * ones do when they run on other threads; the bytes must not be touched until it settles.
+ */
 export interface CpuKernels {
   /** Name recorded in benchmarks and events, e.g. `ts` or `native`. */
   readonly name: string;
   /** Sets every byte of `bytes` to 0. */
-  zero(bytes: Uint8Array): void;
+  zero(bytes: Uint8Array): void | Promise<void>;
   /** Counts the bytes of `bytes` that are not 0. */
-  countNonZero(bytes: Uint8Array): number;
+  countNonZero(bytes: Uint8Array): number | Promise<number>;
 }
 
 // A zero block compared against with memcmp: Buffer.compare beats every pure-JS OR-reduction
@@ -138,8 +141,9 @@ export function samplePositions(
 }
 
 /**
- * The CPU {@linkcode Sanitizer}: buffers live in process memory, zeroing and verification are
- * synchronous (so {@linkcode CpuSanitizer.wait} has nothing to wait for).
+ * The CPU {@linkcode Sanitizer}: buffers live in process memory, and zeroing and verification
+ * are done when their promise resolves (so {@linkcode CpuSanitizer.wait} has nothing to wait
+ * for).
  *
  * @example Usage
  * ```ts
@@ -230,18 +234,13 @@ export class CpuSanitizer implements Sanitizer {
   }
 
   /**
-   * Zeroes every byte. Synchronous on the CPU; `async` only changes nothing.
+   * Zeroes every byte; done when the promise resolves, whatever `async` says.
    *
    * @param buffer A live buffer of this backend.
    * @param _options Ignored on the CPU: the work is done when the promise resolves.
    */
-  zero(buffer: DeviceBuffer, _options?: ZeroOptions): Promise<void> {
-    try {
-      this.#kernels.zero(this.bytes(buffer));
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  async zero(buffer: DeviceBuffer, _options?: ZeroOptions): Promise<void> {
+    await this.#kernels.zero(this.bytes(buffer));
   }
 
   /**
@@ -251,23 +250,16 @@ export class CpuSanitizer implements Sanitizer {
    * @param options `full` (every byte) or `sample` (positions from `samples` and `seed`).
    * @returns Bytes read and non-zero bytes among them.
    */
-  verify(buffer: DeviceBuffer, options: VerifyOptions = {}): Promise<VerifyResult> {
-    try {
-      const bytes = this.bytes(buffer);
-      const { mode = "full", samples = DEFAULT_SAMPLES, seed = 0 } = options;
-      if (mode === "full") {
-        return Promise.resolve({
-          checkedBytes: bytes.length,
-          nonZeroBytes: this.#kernels.countNonZero(bytes),
-        });
-      }
-      const positions = samplePositions(bytes.length, { samples, seed });
-      let nonZeroBytes = 0;
-      for (const position of positions) if (bytes[position] !== 0) nonZeroBytes++;
-      return Promise.resolve({ checkedBytes: positions.length, nonZeroBytes });
-    } catch (error) {
-      return Promise.reject(error);
+  async verify(buffer: DeviceBuffer, options: VerifyOptions = {}): Promise<VerifyResult> {
+    const bytes = this.bytes(buffer);
+    const { mode = "full", samples = DEFAULT_SAMPLES, seed = 0 } = options;
+    if (mode === "full") {
+      return { checkedBytes: bytes.length, nonZeroBytes: await this.#kernels.countNonZero(bytes) };
     }
+    const positions = samplePositions(bytes.length, { samples, seed });
+    let nonZeroBytes = 0;
+    for (const position of positions) if (bytes[position] !== 0) nonZeroBytes++;
+    return { checkedBytes: positions.length, nonZeroBytes };
   }
 
   /** Nothing is ever queued on the CPU. */

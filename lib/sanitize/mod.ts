@@ -20,6 +20,7 @@ export {
   samplePositions,
   TS_CPU_KERNELS,
 } from "./cpu.ts";
+export { loadNativeCpuKernels, type NativeCpuKernelsOptions } from "./native.ts";
 export {
   DEVICE_CHOICES,
   type DeviceChoice,

@@ -124,9 +124,13 @@ function unavailableReason(error: unknown): string {
   throw error;
 }
 
+// The native kernels when libkvh_cpu.so is built and FFI is allowed, the TS ones otherwise.
 async function openCpu(): Promise<Sanitizer> {
-  const { CpuSanitizer } = await import("./cpu.ts");
-  return new CpuSanitizer();
+  const [{ CpuSanitizer }, { loadNativeCpuKernels }] = await Promise.all([
+    import("./cpu.ts"),
+    import("./native.ts"),
+  ]);
+  return new CpuSanitizer({ kernels: loadNativeCpuKernels() });
 }
 
 async function openCuda(options: OpenSanitizerOptions): Promise<Sanitizer> {

@@ -126,7 +126,9 @@ Deno.test("runSanitizeBench() in sample mode reports the bytes it read", async (
 Deno.test("runSanitizeBench() fails the report when a broken scrub leaves bytes", async () => {
   const broken: CpuKernels = {
     name: "skips-last-byte",
-    zero: (bytes) => bytes.subarray(0, bytes.length - 1).fill(0),
+    zero: (bytes) => {
+      bytes.subarray(0, bytes.length - 1).fill(0);
+    },
     countNonZero: TS_CPU_KERNELS.countNonZero,
   };
   for (const verify of ["full", "none"] as const) {

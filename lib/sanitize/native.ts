@@ -1,0 +1,161 @@
+/**
+ * The native CPU kernels: `libkvh_cpu.so` (ffi/native/kvh_cpu.c) zeroes and reads back large
+ * buffers on every core, through non-blocking FFI calls so the event loop stays free. Smaller
+ * buffers keep the pure-TS kernels, which are faster while the bytes sit in cache. Without the library or without the `ffi` permission the loader returns
+ * `undefined` and the CPU backend runs on {@linkcode TS_CPU_KERNELS}.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type CpuKernels, TS_CPU_KERNELS } from "./cpu.ts";
+
+/** File name of the library. */
+export const NATIVE_CPU_LIBRARY_NAME = "libkvh_cpu.so";
+
+/** `kvh_cpu_abi_version()` this binding was written against. */
+const ABI_VERSION = 1;
+
+const SYMBOLS = {
+  kvh_cpu_abi_version: { parameters: [], result: "u32" },
+  kvh_cpu_zero: {
+    parameters: ["buffer", "u64", "u32"],
+    result: "void",
+    nonblocking: true,
+  },
+  kvh_cpu_count_nonzero: {
+    parameters: ["buffer", "u64", "u32"],
+    result: "u64",
+    nonblocking: true,
+  },
+} as const;
+
+const MIB = 1024 * 1024;
+
+/** Options of {@linkcode loadNativeCpuKernels}. */
+export interface NativeCpuKernelsOptions {
+  /**
+   * Explicit path of the library; when given it is the only candidate.
+   *
+   * @default {undefined}
+   */
+  libraryPath?: string;
+  /**
+   * Path of the running executable: a `deno compile`d kvh looks for the library beside it
+   * first, then in `ffi/native/build/` of this checkout.
+   *
+   * @default {Deno.execPath()}
+   */
+  execPath?: string;
+  /**
+   * Threads per call.
+   *
+   * @default {navigator.hardwareConcurrency, at most 8}
+   */
+  threads?: number;
+  /**
+   * Buffers of at least this many bytes go to the library, which zeroes them with
+   * non-temporal stores (no read-for-ownership of lines that would not stay in cache anyway).
+   * Smaller ones stay with the TS kernels: their zeroing leaves them in cache, so the
+   * read-back that follows is faster than any DRAM pass, and no thread is started.
+   *
+   * @default {16777216}
+   */
+  minBytes?: number;
+}
+
+/**
+ * Where the library is looked for, in order: `libraryPath` alone when given; otherwise beside
+ * the executable, then `ffi/native/build/` of this checkout.
+ *
+ * @param options Explicit path and executable path.
+ * @returns Candidate paths.
+ *
+ * @example Usage
+ * ```ts
+ * import { nativeCpuLibraryCandidates } from "./native.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(nativeCpuLibraryCandidates({ libraryPath: "/opt/libkvh_cpu.so" }), [
+ *   "/opt/libkvh_cpu.so",
+ * ]);
+ * ```
+ */
+export function nativeCpuLibraryCandidates(options: NativeCpuKernelsOptions = {}): string[] {
+  if (options.libraryPath !== undefined) return [options.libraryPath];
+  const beside = join(dirname(options.execPath ?? Deno.execPath()), NATIVE_CPU_LIBRARY_NAME);
+  const built = join(
+    dirname(fileURLToPath(import.meta.url)),
+    "..",
+    "..",
+    "ffi",
+    "native",
+    "build",
+    NATIVE_CPU_LIBRARY_NAME,
+  );
+  return [beside, built];
+}
+
+function granted(name: "ffi" | "read"): boolean {
+  return Deno.permissions.querySync({ name }).state === "granted";
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads the native kernels, or returns `undefined` when they cannot be used: no `ffi` or
+ * `read` permission (checked first, so nothing prompts), no library, a library that fails to
+ * load or has another ABI version. The library is never unloaded: the kernels live as long as
+ * the process.
+ *
+ * @param options Library location, threads and size thresholds.
+ * @returns Kernels named `native`, or `undefined`.
+ *
+ * @example Usage
+ * ```ts
+ * import { CpuSanitizer } from "./cpu.ts";
+ * import { loadNativeCpuKernels } from "./native.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const kernels = loadNativeCpuKernels();
+ * const sanitizer = new CpuSanitizer({ kernels });
+ * assert.ok(["native", "ts"].includes(sanitizer.kernels));
+ * ```
+ */
+export function loadNativeCpuKernels(
+  options: NativeCpuKernelsOptions = {},
+): CpuKernels | undefined {
+  if (!granted("ffi") || !granted("read")) return undefined;
+  const path = nativeCpuLibraryCandidates(options).find(isFile);
+  if (path === undefined) return undefined;
+  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
+  try {
+    library = Deno.dlopen(path, SYMBOLS);
+  } catch {
+    return undefined;
+  }
+  if (library.symbols.kvh_cpu_abi_version() !== ABI_VERSION) {
+    library.close();
+    return undefined;
+  }
+  const symbols = library.symbols;
+  const threads = Math.max(1, Math.min(8, options.threads ?? navigator.hardwareConcurrency));
+  const minBytes = options.minBytes ?? 16 * MIB;
+  return {
+    name: "native",
+    zero(bytes: Uint8Array): void | Promise<void> {
+      if (bytes.length < minBytes) return TS_CPU_KERNELS.zero(bytes);
+      return symbols.kvh_cpu_zero(bytes, BigInt(bytes.length), threads);
+    },
+    countNonZero(bytes: Uint8Array): number | Promise<number> {
+      if (bytes.length < minBytes) return TS_CPU_KERNELS.countNonZero(bytes);
+      return symbols.kvh_cpu_count_nonzero(bytes, BigInt(bytes.length), threads).then(Number);
+    },
+  };
+}
