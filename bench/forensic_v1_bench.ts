@@ -1,12 +1,12 @@
 /**
  * Format v1 hot path: parsing a line, canonicalising it and hashing it, over the Python tool's
- * own fixture lines (~400 bytes each; the tracer run of fixtures/peer/hmac).
+ * own fixture lines (~400 bytes each; the tracer run of tests/fixtures/python-tool/hmac).
  * Run: deno bench --allow-read bench/forensic_v1_bench.ts
  */
 import { type JsonObject, parseJson } from "../lib/forensic/_json.ts";
 import { canonicalV1, checkV1Record } from "../lib/forensic/format_v1.ts";
 
-const peer = new URL("../../shared/fixtures/peer/", import.meta.url);
+const peer = new URL("../tests/fixtures/python-tool/", import.meta.url);
 const lines = Deno.readTextFileSync(new URL("hmac/kv_cache.log", peer))
   .split("\n").filter((line) => line !== "");
 const key = Deno.readFileSync(new URL("hmac/secret.txt", peer));

@@ -8,7 +8,7 @@
  * canonical(R) is Python's `json.dumps(R, sort_keys=True, ensure_ascii=False,
  * separators=(",", ":"))`. The `hmac` field is HMAC-SHA256 over the same bytes.
  *
- * Decisions where the Python tool's fixtures leave kvh a choice (fixtures/peer/INDEX.md):
+ * Decisions where the Python tool's fixtures leave kvh a choice (tests/fixtures/python-tool/INDEX.md):
  *
  * - **Semantic hashing** (`floats/respelled.log` verifies): like the Python verifier, the hash is
  *   computed from the parsed values re-serialised canonically, not from the bytes on disk. A

@@ -3,7 +3,7 @@ import { join } from "node:path";
 
 const ROOT = join(import.meta.dirname!, "..", "..");
 const MAIN = join(ROOT, "cli", "main.ts");
-const PEER = join(ROOT, "..", "shared", "fixtures", "peer");
+const PEER = join(ROOT, "tests", "fixtures", "python-tool");
 const VECTORS = join(ROOT, "tests", "vectors", "forensic");
 
 interface Run {

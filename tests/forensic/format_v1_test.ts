@@ -13,7 +13,7 @@ import { referencePythonRepr } from "../_reference/python_repr.ts";
 import { modelToText, type ModelValue, referenceCanonicalV1 } from "../_reference/canonical_v1.ts";
 
 const SEED = 42;
-const PEER = new URL("../../../shared/fixtures/peer/", import.meta.url);
+const PEER = new URL("../fixtures/python-tool/", import.meta.url);
 const encoder = new TextEncoder();
 
 function peerText(path: string): string {

@@ -5,7 +5,7 @@ import { sealV1Record } from "../../lib/forensic/format_v1.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 
-const PEER = join(import.meta.dirname!, "..", "..", "..", "shared", "fixtures", "peer");
+const PEER = join(import.meta.dirname!, "..", "fixtures", "python-tool");
 const peer = (folder: string, file = "kv_cache.log") => join(PEER, folder, file);
 const key = (folder: string, file: string) => Deno.readFileSync(join(PEER, folder, file));
 

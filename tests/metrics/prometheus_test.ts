@@ -35,7 +35,7 @@ function sample(): MetricsCollector {
 const PYTHON_KEYS = Object.keys(
   JSON.parse(
     await Deno.readTextFile(
-      new URL("../../../shared/fixtures/peer/plain/coverage.json", import.meta.url),
+      new URL("../fixtures/python-tool/plain/coverage.json", import.meta.url),
     )
       .catch(() => "{}"),
   ),
