@@ -77,6 +77,8 @@ export {
   type MetricsCollectorOptions,
   type MetricsSnapshot,
   percentile,
+  RUN_STATUSES,
+  type RunStatus,
   type ScrubObservation,
   toPrometheusText,
   writeFileAtomic,

@@ -12,7 +12,7 @@ import {
   type TracerStats,
 } from "../tracer/types.ts";
 import { percentile } from "./percentile.ts";
-import type { MetricsSnapshot } from "./types.ts";
+import type { MetricsSnapshot, RunStatus } from "./types.ts";
 
 /** Upper bounds, in seconds, of the `kvh_sanitize_duration_seconds` histogram buckets. */
 export const DURATION_BUCKETS_SECONDS: readonly number[] = [
@@ -210,9 +210,10 @@ export class MetricsCollector {
    * The metrics document now.
    *
    * @param stats The tracer's buffer counts.
+   * @param runStatus How the run stands.
    * @returns A fresh snapshot (safe to keep).
    */
-  snapshot(stats: TracerStats): MetricsSnapshot {
+  snapshot(stats: TracerStats, runStatus: RunStatus = "running"): MetricsSnapshot {
     const sorted = this.#durationsMs.slice(0, this.#durationCount).sort();
     let cumulative = 0;
     const buckets: Array<[number, number]> = DURATION_BUCKETS_SECONDS.map((le, i) => {
@@ -235,6 +236,7 @@ export class MetricsCollector {
       reuse_total: this.#reuses,
       reuse_rate: this.#allocations === 0 ? 0 : this.#reuses / this.#allocations,
       kvh_schema: 1,
+      run_status: runStatus,
       coverage_verified: this.#unverified === 0,
       verify_mode: this.#options.verifyMode,
       device: this.#options.device,

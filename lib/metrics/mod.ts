@@ -13,4 +13,9 @@ export {
 export { percentile } from "./percentile.ts";
 export { toPrometheusText } from "./prometheus.ts";
 export { writeFileAtomic, type WriteFileAtomicOptions } from "./write_file_atomic.ts";
-export type { DurationHistogram, MetricsSnapshot } from "./types.ts";
+export {
+  type DurationHistogram,
+  type MetricsSnapshot,
+  RUN_STATUSES,
+  type RunStatus,
+} from "./types.ts";

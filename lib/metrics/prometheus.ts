@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { MetricsSnapshot } from "./types.ts";
+import { type MetricsSnapshot, RUN_STATUSES } from "./types.ts";
 
 type Sample = [labels: string, value: number];
 
@@ -70,6 +70,17 @@ export function toPrometheusText(snapshot: MetricsSnapshot): string {
     return lines.join("\n");
   };
   const blocks = [
+    // A state set: one sample per status, 1 on the current one, so a rule can alert on
+    // `kvh_run_status{status="interrupted"} == 1` and a missing status never reads as 0.
+    family(
+      "kvh_run_status",
+      "gauge",
+      "How the run that wrote these metrics ended: 1 on its status, 0 on the others.",
+      RUN_STATUSES.map((status) => [
+        `{status="${status}"}`,
+        status === snapshot.run_status ? 1 : 0,
+      ]),
+    ),
     single(
       "kvh_coverage_min_ratio",
       "gauge",

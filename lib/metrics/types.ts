@@ -6,6 +6,32 @@
  */
 import type { PolicyName, QuarantineReason } from "../tracer/types.ts";
 
+/**
+ * How the run that wrote a metrics document ended, in the order a run goes through them:
+ *
+ * - `running`: written while the run goes on (a long-lived process's periodic snapshot);
+ * - `completed`: the workload ran to its end;
+ * - `stopped`: a long-lived run was asked to stop and stopped cleanly;
+ * - `failed`: the run ended early on an error (bad workload line, device or log failure);
+ * - `interrupted`: the run ended early on SIGINT or SIGTERM.
+ *
+ * `kvh gate` fails documents marked `failed` or `interrupted`: their numbers cover only part of
+ * the work. The Python tool's documents have no such key.
+ *
+ * @example Usage
+ * ```ts
+ * import { RUN_STATUSES, type RunStatus } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const status: RunStatus = "interrupted";
+ * assert.ok(RUN_STATUSES.includes(status));
+ * ```
+ */
+export const RUN_STATUSES = ["running", "completed", "stopped", "failed", "interrupted"] as const;
+
+/** One of {@linkcode RUN_STATUSES}. */
+export type RunStatus = typeof RUN_STATUSES[number];
+
 /** Cumulative histogram of scrub durations (Prometheus semantics). */
 export interface DurationHistogram {
   /** Upper bounds in seconds with the count of observations ≤ each, ascending, without +Inf. */
@@ -49,6 +75,8 @@ export interface MetricsSnapshot {
   reuse_rate: number;
   /** Version of kvh's additions to this document. */
   kvh_schema: 1;
+  /** How the run that wrote the document ended (or `running`). */
+  run_status: RunStatus;
   /** False when any scrub was not read back (`--verify none`): the coverage is then unproven. */
   coverage_verified: boolean;
   /** Verification the tracer was configured with. */

@@ -8,7 +8,7 @@
 import type { AuditSink } from "../forensic/types.ts";
 import type { AnomalyMonitor } from "../anomaly/anomaly_monitor.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
-import type { MetricsSnapshot } from "../metrics/types.ts";
+import type { MetricsSnapshot, RunStatus } from "../metrics/types.ts";
 import type { DeviceBuffer, Sanitizer, VerifyMode } from "../sanitize/types.ts";
 import {
   AuditEmitError,
@@ -514,10 +514,11 @@ export class CacheTracer {
   /**
    * The metrics document (DESIGN.md §6) as of now.
    *
+   * @param runStatus How the caller's run stands, written into the document.
    * @returns A snapshot to export as JSON or Prometheus text.
    */
-  metrics(): MetricsSnapshot {
-    return this.#metrics.snapshot(this.stats());
+  metrics(runStatus?: RunStatus): MetricsSnapshot {
+    return this.#metrics.snapshot(this.stats(), runStatus);
   }
 
   /**

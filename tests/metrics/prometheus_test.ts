@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   MetricsCollector,
   percentile,
+  RUN_STATUSES,
   toPrometheusText,
   writeFileAtomic,
 } from "../../lib/metrics/mod.ts";
@@ -174,4 +175,19 @@ Deno.test("writeFileAtomic() replaces the file whole with mode 0600 and leaves n
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("toPrometheusText() reports the run status as a state set matching the JSON", () => {
+  for (const status of RUN_STATUSES) {
+    const snapshot = sample().snapshot(STATS, status);
+    assert.equal(snapshot.run_status, status);
+    const lines = toPrometheusText(snapshot).split("\n").filter((l) =>
+      l.startsWith("kvh_run_status{")
+    );
+    assert.deepEqual(
+      lines,
+      RUN_STATUSES.map((s) => `kvh_run_status{status="${s}"} ${s === status ? 1 : 0}`),
+    );
+  }
+  assert.equal(sample().snapshot(STATS).run_status, "running");
 });
