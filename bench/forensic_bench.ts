@@ -36,7 +36,7 @@ Deno.bench("checkV2Line with key", { group: "line" }, () => {
 
 const dir = await Deno.makeTempDir();
 const RECORDS = 20_000;
-const v2 = await openForensicLog({ dir, handleSignals: false });
+const v2 = await openForensicLog({ dir });
 for (let i = 0; i < RECORDS; i++) {
   await v2.append("allocate", { ...FIELDS, request_id: `req-${i}` });
 }
@@ -55,7 +55,7 @@ await Deno.writeTextFile(v1Path, v1Lines.join("\n") + "\n");
 
 Deno.bench(`ForensicLog.append x${RECORDS}`, { group: "log", n: 5 }, async () => {
   const target = await Deno.makeTempDir();
-  const log = await openForensicLog({ dir: target, handleSignals: false });
+  const log = await openForensicLog({ dir: target });
   for (let i = 0; i < RECORDS; i++) await log.append("allocate", FIELDS);
   await log.close();
   await Deno.remove(target, { recursive: true });

@@ -53,7 +53,7 @@ const root = await Deno.makeTempDir();
 async function appendRun(key?: Uint8Array): Promise<Figure> {
   return await best(async () => {
     const dir = await Deno.makeTempDir({ dir: root });
-    const log = await openForensicLog({ dir, hmacKey: key, handleSignals: false });
+    const log = await openForensicLog({ dir, hmacKey: key });
     for (let i = 0; i < N; i++) await log.append("allocate", fields(i));
     await log.close();
     await Deno.remove(dir, { recursive: true });
@@ -64,7 +64,7 @@ const appendPlain = await appendRun();
 const appendKeyed = await appendRun(KEY);
 
 const v2Dir = `${root}/v2`;
-const v2 = await openForensicLog({ dir: v2Dir, handleSignals: false });
+const v2 = await openForensicLog({ dir: v2Dir });
 for (let i = 0; i < N; i++) await v2.append("allocate", fields(i));
 await v2.close();
 const v2Bytes = (await Deno.stat(v2.path)).size;

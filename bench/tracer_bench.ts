@@ -34,7 +34,6 @@ Deno.bench(`CacheTracer lifecycle 4 KiB x${BATCH}, in-memory sink`, async () => 
 const dir = await Deno.makeTempDir();
 const log = await openForensicLog({
   dir,
-  handleSignals: false,
   commitDelayMs: 2,
   commitRecords: 1024,
 });

@@ -220,7 +220,6 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     hmacKey,
     commitDelayMs: 2,
     commitRecords: 256,
-    handleSignals: false,
   });
   const tracer = new CacheTracer({
     sanitizer: opened.sanitizer,

@@ -22,6 +22,25 @@ import { KvhError } from "../errors.ts";
  */
 export const DEFAULT_LOG_FILE = "kv_cache.log";
 
+/**
+ * The lock file of a log: one writer at a time holds it (kvh's writer, `kvh prune` appending to a
+ * format-v1 log). It is evidence-adjacent: outputs must never be written over it.
+ *
+ * @param path Path of the active file.
+ * @returns `<path>.lock`.
+ *
+ * @example Usage
+ * ```ts
+ * import { logLockPath } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(logLockPath("forensics/kv_cache.log"), "forensics/kv_cache.log.lock");
+ * ```
+ */
+export function logLockPath(path: string): string {
+  return `${path}.lock`;
+}
+
 /** The active file's name without its last extension (`kv_cache.log` → `kv_cache`). */
 export function logStem(file: string): string {
   const dot = file.lastIndexOf(".");

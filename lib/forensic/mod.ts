@@ -4,19 +4,14 @@
  *
  * @module
  */
-export {
-  CRITICAL_EVENTS,
-  ForensicLog,
-  type ForensicLogOptions,
-  openForensicLog,
-} from "./writer.ts";
+export { ForensicLog, type ForensicLogOptions, openForensicLog } from "./writer.ts";
 export {
   type ChainFile,
   verifyLog,
   type VerifyLogOptions,
   type VerifyLogReport,
 } from "./verify.ts";
-export { DEFAULT_LOG_FILE, listChainFiles } from "./chain_files.ts";
+export { DEFAULT_LOG_FILE, listChainFiles, logLockPath } from "./chain_files.ts";
 export {
   type AppendOptions,
   type AuditSink,

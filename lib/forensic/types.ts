@@ -84,8 +84,9 @@ export interface VerifyReport {
 /** Options of one append to the forensic log. */
 export interface AppendOptions {
   /**
-   * Fsync before the append resolves. Quarantine, verification failure, policy violation,
-   * rotate, prune and recovery are always critical.
+   * Fsync before the append resolves. The caller says which of its events are critical (the
+   * tracer: quarantine, leak detected; prune: its record); the writer's own `rotate` and
+   * `recovery` records always are.
    *
    * @default {false}
    */

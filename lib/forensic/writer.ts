@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { KvhError } from "../errors.ts";
 import { recoverState } from "./_recover.ts";
-import { DEFAULT_LOG_FILE, rotatedFileName } from "./chain_files.ts";
+import { DEFAULT_LOG_FILE, logLockPath, rotatedFileName } from "./chain_files.ts";
 import { formatTimestamp, sealV2Record } from "./format_v2.ts";
 import type { AppendOptions, AuditSink, ChainHead, RecordV2 } from "./types.ts";
 import { GENESIS_V2 } from "./types.ts";
@@ -49,37 +49,7 @@ export interface ForensicLogOptions {
    * @default {() => new Date()}
    */
   now?: () => Date;
-  /**
-   * Flush and close the log on SIGINT/SIGTERM, then re-raise the signal. Needs the `run`
-   * permission (to re-raise); without it no handler is installed.
-   *
-   * @default {true}
-   */
-  handleSignals?: boolean;
 }
-
-/**
- * Events that are always fsynced before their append resolves (DESIGN.md §4, durability); any
- * other event is critical when appended with `{ critical: true }`.
- *
- * @example Usage
- * ```ts
- * import { CRITICAL_EVENTS } from "../../mod.ts";
- * import assert from "node:assert/strict";
- *
- * assert.ok(CRITICAL_EVENTS.has("quarantine"));
- * assert.ok(!CRITICAL_EVENTS.has("allocate"));
- * ```
- */
-export const CRITICAL_EVENTS: ReadonlySet<string> = new Set([
-  "quarantine",
-  "verification_failed",
-  "policy_violation",
-  "leak_detected",
-  "rotate",
-  "prune",
-  "recovery",
-]);
 
 const encoder = new TextEncoder();
 
@@ -117,7 +87,7 @@ function newPending(capacity: number): Pending {
  * const log = await openForensicLog({ dir });
  * const record = await log.append("allocate", { tenant_id: "t1", nbytes: 4096 });
  * assert.equal(record.seq, 0);
- * await log.append("quarantine", { handle: "h1" }); // critical: fsynced before it resolves
+ * await log.append("quarantine", { handle: "h1" }, { critical: true }); // fsynced first
  * assert.equal(log.head?.seq, 1);
  * await log.close();
  * await Deno.remove(dir, { recursive: true });
@@ -144,7 +114,7 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
     throw ioError(`Cannot create log directory ${dir}`, error);
   }
   await refuseSymlink(path);
-  const lockPath = `${path}.lock`;
+  const lockPath = logLockPath(path);
   await refuseSymlink(lockPath);
   let lock: Deno.FsFile;
   try {
@@ -191,10 +161,9 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       await log.append("rotate", {
         prev_file: state.continueFrom,
         prev_file_last_hash: state.head!.hash,
-      });
+      }, { critical: true });
     }
-    if (state.torn !== undefined) await log.append("recovery", state.torn);
-    if (options.handleSignals ?? true) log[INSTALL_SIGNALS]();
+    if (state.torn !== undefined) await log.append("recovery", state.torn, { critical: true });
     return log;
   } catch (error) {
     fd?.close();
@@ -222,8 +191,6 @@ function ioError(what: string, error: unknown): KvhError {
     : (error as Error).message;
   return new KvhError("log_unwritable", `${what}: ${reason}`, { cause: error });
 }
-
-const INSTALL_SIGNALS = Symbol("installSignals");
 
 interface ForensicLogInit {
   path: string;
@@ -277,7 +244,6 @@ export class ForensicLog implements AuditSink {
   #closed = false;
   #emitFailures = 0;
   #criticalEmitFailures = 0;
-  #signalHandler: (() => void) | undefined;
 
   /**
    * Use {@linkcode openForensicLog}; the constructor is internal.
@@ -330,7 +296,7 @@ export class ForensicLog implements AuditSink {
     fields: Record<string, unknown>,
     options: AppendOptions = {},
   ): Promise<RecordV2> {
-    const critical = options.critical === true || CRITICAL_EVENTS.has(event);
+    const critical = options.critical === true;
     if (this.#closed || this.#failure !== undefined) {
       this.#count(1, critical ? 1 : 0);
       const reason = this.#failure?.message ??
@@ -403,7 +369,6 @@ export class ForensicLog implements AuditSink {
       await this.flush();
     } finally {
       this.#closed = true;
-      this.#removeSignals();
       closeQuietly(this.#fd);
       closeQuietly(this.#init.lock);
     }
@@ -538,29 +503,6 @@ export class ForensicLog implements AuditSink {
       `Cannot write ${this.#init.path}: ${(error as Error).message}`,
       { cause: error },
     );
-  }
-
-  /** Installs the SIGINT/SIGTERM handlers (internal, called by openForensicLog). */
-  [INSTALL_SIGNALS](): void {
-    if (
-      Deno.build.os === "windows" || Deno.permissions.querySync({ name: "run" }).state !== "granted"
-    ) return;
-    const handler = (signal: Deno.Signal) => () => {
-      this.close().catch(() => {}).finally(() => Deno.kill(Deno.pid, signal));
-    };
-    const onInt = handler("SIGINT");
-    const onTerm = handler("SIGTERM");
-    Deno.addSignalListener("SIGINT", onInt);
-    Deno.addSignalListener("SIGTERM", onTerm);
-    this.#signalHandler = () => {
-      Deno.removeSignalListener("SIGINT", onInt);
-      Deno.removeSignalListener("SIGTERM", onTerm);
-    };
-  }
-
-  #removeSignals(): void {
-    this.#signalHandler?.();
-    this.#signalHandler = undefined;
   }
 }
 

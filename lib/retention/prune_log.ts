@@ -14,7 +14,7 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
-import { sealV1Record } from "../forensic/format_v1.ts";
+import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
 import { openForensicLog } from "../forensic/writer.ts";
 import type { VerifyReport } from "../forensic/types.ts";
@@ -172,51 +172,6 @@ async function archiveFile(source: string, archiveDir: string, name: string): Pr
   await syncDir(archiveDir);
 }
 
-/** Appends a format-v1 prune record the way the Python tool appends, under kvh's writer lock. */
-async function appendV1Record(
-  path: string,
-  expectedLast: string,
-  fields: Record<string, unknown>,
-  hmacKey: Uint8Array | undefined,
-): Promise<{ seq: null; hash: string }> {
-  const lock = await Deno.open(`${path}.lock`, {
-    read: true,
-    write: true,
-    create: true,
-    mode: 0o600,
-  });
-  try {
-    if (!(await lock.tryLock(true))) {
-      throw new KvhError(
-        "log_locked",
-        `Cannot prune ${path}: another writer holds the lock ${path}.lock`,
-      );
-    }
-    // The Python writer takes no lock: make sure nothing was appended since verification.
-    const active = await verifyLog(path, { hmacKey, activeOnly: true });
-    const last = active.chain.at(-1)?.last_hash;
-    if (!active.ok || last !== expectedLast) {
-      throw new KvhError(
-        "log_changed",
-        `Cannot prune ${path}: it changed since it was verified (is the Python writer still running?)`,
-      );
-    }
-    const { line, currHash } = sealV1Record(fields, last, { key: hmacKey });
-    const file = await Deno.open(path, { write: true, append: true });
-    try {
-      const bytes = new TextEncoder().encode(line + "\n");
-      let offset = 0;
-      while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    return { seq: null, hash: currHash };
-  } finally {
-    lock.close();
-  }
-}
-
 function reasonText(plan: PruneCandidate[], retentionDays?: number, maxRotated?: number): string {
   const rules = new Set<PruneRule>(plan.flatMap((candidate) => candidate.rules));
   const parts: string[] = [];
@@ -243,7 +198,7 @@ function reasonText(plan: PruneCandidate[], retentionDays?: number, maxRotated?:
  * import assert from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();
- * const log = await openForensicLog({ dir, maxBytes: 200, handleSignals: false });
+ * const log = await openForensicLog({ dir, maxBytes: 200 });
  * for (let i = 0; i < 6; i++) await log.append("free", { handle: `h${i}` }, { critical: true });
  * await log.close();
  * const report = await pruneLog({ dir, maxRotated: 1 });
@@ -359,9 +314,8 @@ async function appendRecord(
     }));
     return await appendV1Record(
       target.path,
-      active.last_hash,
       { event_type: "prune", removed, reason: target.reason },
-      target.hmacKey,
+      { expectedLast: active.last_hash, hmacKey: target.hmacKey, purpose: "prune" },
     );
   }
   const log = await openForensicLog({
@@ -370,7 +324,6 @@ async function appendRecord(
     hmacKey: target.hmacKey,
     // The prune record must land in the active file it was planned against.
     maxBytes: Number.MAX_SAFE_INTEGER,
-    handleSignals: false,
   });
   try {
     const removed = remove.map(({ file, first_seq, last_seq, last_hash }) => ({

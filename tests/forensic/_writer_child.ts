@@ -2,7 +2,6 @@
  * Child process for the writer's cross-process tests: `deno run -A _writer_child.ts MODE DIR`.
  * - `critical`: appends critical events forever, printing each seq once its append resolved.
  * - `lock`: tries to open the log and prints the error code (or "opened").
- * - `signal`: appends 50 non-critical events with a long commit delay, prints "ready", waits.
  */
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 import { KvhError } from "../../lib/errors.ts";
@@ -10,7 +9,7 @@ import { KvhError } from "../../lib/errors.ts";
 const [mode, dir] = Deno.args;
 if (mode === "lock") {
   try {
-    const log = await openForensicLog({ dir: dir!, handleSignals: false });
+    const log = await openForensicLog({ dir: dir! });
     console.log("opened");
     await log.close();
   } catch (error) {
@@ -19,12 +18,9 @@ if (mode === "lock") {
 } else if (mode === "critical") {
   const log = await openForensicLog({ dir: dir! });
   for (let i = 0;; i++) {
-    const record = await log.append("quarantine", { handle: `h${i}`, reason: "crash-test" });
+    const record = await log.append("quarantine", { handle: `h${i}`, reason: "crash-test" }, {
+      critical: true,
+    });
     console.log(record.seq);
   }
-} else if (mode === "signal") {
-  const log = await openForensicLog({ dir: dir!, commitDelayMs: 60_000, commitRecords: 100_000 });
-  for (let i = 0; i < 50; i++) await log.append("allocate", { i });
-  console.log("ready");
-  setTimeout(() => {}, 120_000);
 }

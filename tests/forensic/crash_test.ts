@@ -41,7 +41,7 @@ Deno.test("openForensicLog() keeps every fsynced critical event across SIGKILL a
     const torn = await verifyLog(path);
     assert.equal(torn.failure?.reason, "torn_tail");
 
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.append("allocate", { after: "crash" });
     await log.close();
     const recovered = await verifyLog(path);

@@ -75,7 +75,6 @@ Deno.test("openForensicLog() round-trips random records: what it writes verifies
             dir,
             hmacKey: KEY,
             maxBytes: 4096,
-            handleSignals: false,
           });
           const written = [];
           for (const [name, f] of records) written.push(await log.append(name, f));
@@ -101,7 +100,7 @@ Deno.test("openForensicLog() round-trips random records: what it writes verifies
 
 Deno.test("verifyLog() fails after any single-byte change to a sealed log", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, hmacKey: KEY, handleSignals: false });
+    const log = await openForensicLog({ dir, hmacKey: KEY });
     await log.append("allocate", {
       tenant_id: "tenant-é",
       bytes: 4096,

@@ -23,7 +23,7 @@ async function writeLog(
   records: number,
   options: { maxBytes?: number } = {},
 ): Promise<void> {
-  const log = await openForensicLog({ dir, handleSignals: false, ...options });
+  const log = await openForensicLog({ dir, ...options });
   for (let i = 0; i < records; i++) await log.append("allocate", { i, tenant_id: `t${i % 3}` });
   await log.close();
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { KvhError } from "../../lib/errors.ts";
 import { sealV1Record } from "../../lib/forensic/format_v1.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
-import { CRITICAL_EVENTS, openForensicLog } from "../../lib/forensic/writer.ts";
+import { openForensicLog } from "../../lib/forensic/writer.ts";
 
 const CHILD = join(import.meta.dirname!, "_writer_child.ts");
 
@@ -28,7 +28,7 @@ const lines = async (path: string) =>
 Deno.test("openForensicLog() creates the directory 0700 and the log 0600", async () => {
   await withDir(async (root) => {
     const dir = join(root, "forensics", "nested");
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.append("allocate", { tenant_id: "t1" });
     await log.close();
     assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
@@ -41,7 +41,7 @@ Deno.test("openForensicLog() tightens an existing log file to 0600", async () =>
   await withDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "kv_cache.log"), "", { mode: 0o644 });
     await Deno.chmod(join(dir, "kv_cache.log"), 0o644);
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.close();
     assert.equal((await Deno.stat(join(dir, "kv_cache.log"))).mode! & 0o777, 0o600);
   });
@@ -49,23 +49,23 @@ Deno.test("openForensicLog() tightens an existing log file to 0600", async () =>
 
 Deno.test("openForensicLog() refuses a second writer in the same process with log_locked", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     try {
       await assert.rejects(
-        openForensicLog({ dir, handleSignals: false }),
+        openForensicLog({ dir }),
         (e) => e instanceof KvhError && e.code === "log_locked" && e.exitCode === 1,
       );
     } finally {
       await log.close();
     }
-    const again = await openForensicLog({ dir, handleSignals: false });
+    const again = await openForensicLog({ dir });
     await again.close();
   });
 });
 
 Deno.test("openForensicLog() refuses a second writer in another process with log_locked", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     try {
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", CHILD, "lock", dir],
@@ -82,7 +82,7 @@ Deno.test("openForensicLog() refuses a symlinked log file", async () => {
     await Deno.writeTextFile(join(dir, "real.log"), "");
     await Deno.symlink(join(dir, "real.log"), join(dir, "kv_cache.log"));
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_symlink",
     );
   });
@@ -99,7 +99,7 @@ Deno.test("openForensicLog() refuses to append to a format-v1 log", async () => 
     const line = sealV1Record({ event_type: "x", ts: 1, trace_id: "t" }, "GENESIS").line;
     await Deno.writeTextFile(join(dir, "kv_cache.log"), line + "\n");
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_format",
     );
   });
@@ -107,13 +107,13 @@ Deno.test("openForensicLog() refuses to append to a format-v1 log", async () => 
 
 Deno.test("openForensicLog() refuses to continue a log whose last record fails verification", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.append("allocate", { tenant_id: "t1" });
     await log.close();
     const text = await Deno.readTextFile(join(dir, "kv_cache.log"));
     await Deno.writeTextFile(join(dir, "kv_cache.log"), text.replace("t1", "t2"));
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_corrupt" && e.exitCode === 2,
     );
   });
@@ -122,7 +122,7 @@ Deno.test("openForensicLog() refuses to continue a log whose last record fails v
 Deno.test("ForensicLog.append() continues the chain across reopen", async () => {
   await withDir(async (dir) => {
     for (let round = 0; round < 3; round++) {
-      const log = await openForensicLog({ dir, handleSignals: false });
+      const log = await openForensicLog({ dir });
       const record = await log.append("allocate", { round });
       assert.equal(record.seq, round);
       await log.close();
@@ -134,16 +134,14 @@ Deno.test("ForensicLog.append() continues the chain across reopen", async () => 
 
 Deno.test("ForensicLog.append() fsyncs a critical event before it resolves", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, commitDelayMs: 60_000, handleSignals: false });
+    const log = await openForensicLog({ dir, commitDelayMs: 60_000 });
     await log.append("allocate", { i: 0 });
     assert.equal((await lines(log.path)).length, 0);
-    for (const event of CRITICAL_EVENTS) {
-      if (event === "rotate") continue;
-      await log.append(event, {});
-      const last = JSON.parse((await lines(log.path)).at(-1)!);
-      assert.equal(last.event, event);
-    }
+    // The log knows nothing of the tracer's events: the caller says what is critical.
+    await log.append("quarantine", {});
+    assert.equal((await lines(log.path)).length, 0);
     await log.append("custom", {}, { critical: true });
+    assert.equal((await lines(log.path)).length, 3);
     assert.equal(JSON.parse((await lines(log.path)).at(-1)!).event, "custom");
     await log.close();
   });
@@ -155,7 +153,6 @@ Deno.test("ForensicLog.append() group-commits: a full group is written before th
       dir,
       commitDelayMs: 60_000,
       commitRecords: 10,
-      handleSignals: false,
     });
     for (let i = 0; i < 9; i++) await log.append("allocate", { i });
     assert.equal((await lines(log.path)).length, 0);
@@ -170,7 +167,7 @@ Deno.test("ForensicLog.append() group-commits: a full group is written before th
 
 Deno.test("ForensicLog.append() writes a group after commitDelayMs", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, commitDelayMs: 1, handleSignals: false });
+    const log = await openForensicLog({ dir, commitDelayMs: 1 });
     await log.append("allocate", {});
     const deadline = Date.now() + 5000;
     while ((await lines(log.path)).length === 0 && Date.now() < deadline) {
@@ -187,7 +184,6 @@ Deno.test("ForensicLog.append() rotates by size into §4 names and keeps one cha
       dir,
       maxBytes: 1500,
       now: fixedClock(),
-      handleSignals: false,
     });
     for (let i = 0; i < 40; i++) await log.append("allocate", { i, tenant_id: "tenant-ü" });
     await log.close();
@@ -210,7 +206,7 @@ Deno.test("ForensicLog.append() rotates by size into §4 names and keeps one cha
 Deno.test("ForensicLog.append() writes MACs with a key", async () => {
   await withDir(async (dir) => {
     const key = new TextEncoder().encode("secret");
-    const log = await openForensicLog({ dir, hmacKey: key, handleSignals: false });
+    const log = await openForensicLog({ dir, hmacKey: key });
     const record = await log.append("allocate", {});
     assert.match(record.mac ?? "", /^[0-9a-f]{64}$/);
     await log.close();
@@ -220,13 +216,13 @@ Deno.test("ForensicLog.append() writes MACs with a key", async () => {
 
 Deno.test("openForensicLog() moves a torn tail aside and records it in a recovery record", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.append("allocate", { i: 0 });
     await log.close();
     const torn = '{"v":2,"seq":1,"event":"allo';
     await Deno.writeTextFile(log.path, torn, { append: true });
     assert.equal((await verifyLog(log.path)).failure?.reason, "torn_tail");
-    const reopened = await openForensicLog({ dir, handleSignals: false });
+    const reopened = await openForensicLog({ dir });
     await reopened.close();
     const recovery = JSON.parse((await lines(log.path)).at(-1)!);
     assert.equal(recovery.event, "recovery");
@@ -243,7 +239,6 @@ Deno.test("openForensicLog() continues from the last rotated file when the activ
       dir,
       maxBytes: 600,
       now: fixedClock(),
-      handleSignals: false,
     });
     for (let i = 0; i < 10; i++) await log.append("allocate", { i });
     await log.close();
@@ -255,7 +250,6 @@ Deno.test("openForensicLog() continues from the last rotated file when the activ
       dir,
       maxBytes: 600,
       now: fixedClock(),
-      handleSignals: false,
     });
     await reopened.append("free", {});
     await reopened.close();
@@ -268,7 +262,7 @@ Deno.test("openForensicLog() continues from the last rotated file when the activ
 Deno.test("ForensicLog.append() rejects and counts when the log cannot be written", async () => {
   await withDir(async (dir) => {
     const now = () => new Date(Date.UTC(2026, 0, 1));
-    const log = await openForensicLog({ dir, maxBytes: 400, now, handleSignals: false });
+    const log = await openForensicLog({ dir, maxBytes: 400, now });
     await log.append("allocate", { i: 0 });
     // Occupy the name the rotation will use, so the rotation fails.
     await Deno.mkdir(join(dir, "kv_cache-20260101T000000Z-0.log"));
@@ -293,11 +287,11 @@ Deno.test("ForensicLog.append() rejects and counts when the log cannot be writte
 
 Deno.test("ForensicLog.append() rejects after close and counts it", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.close();
     await log.close();
     await assert.rejects(
-      log.append("quarantine", {}),
+      log.append("quarantine", {}, { critical: true }),
       (e) => e instanceof KvhError && e.code === "audit_emit_failed",
     );
     assert.deepEqual([log.emitFailures, log.criticalEmitFailures], [1, 1]);
@@ -306,7 +300,7 @@ Deno.test("ForensicLog.append() rejects after close and counts it", async () => 
 
 Deno.test("ForensicLog.append() rejects fields it cannot write exactly and counts them", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await assert.rejects(log.append("allocate", { seq: 5 }), TypeError);
     await assert.rejects(log.append("allocate", { n: 2 ** 60 }), TypeError);
     await assert.rejects(log.append("", {}), TypeError);
@@ -318,40 +312,16 @@ Deno.test("ForensicLog.append() rejects fields it cannot write exactly and count
   });
 });
 
-Deno.test("ForensicLog flushes queued records on SIGTERM and releases the lock", async () => {
-  await withDir(async (dir) => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CHILD, "signal", dir],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!seen.includes("ready")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    assert.equal((await lines(join(dir, "kv_cache.log"))).length, 0);
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await reader.cancel();
-    assert.equal(status.signal, "SIGTERM");
-    const report = await verifyLog(join(dir, "kv_cache.log"));
-    assert.deepEqual([report.ok, report.records], [true, 50]);
-  });
-});
-
 Deno.test("openForensicLog() reports an unusable directory or log path as KvhError", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "file"), "");
     await assert.rejects(
-      openForensicLog({ dir: join(dir, "file", "sub"), handleSignals: false }),
+      openForensicLog({ dir: join(dir, "file", "sub") }),
       (e) => e instanceof KvhError && e.code === "log_unwritable",
     );
     await Deno.mkdir(join(dir, "kv_cache.log"));
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_unwritable",
     );
   });
@@ -359,29 +329,20 @@ Deno.test("openForensicLog() reports an unusable directory or log path as KvhErr
 
 Deno.test("openForensicLog() refuses a torn tail or a last line over 16 MiB", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({ dir, handleSignals: false });
+    const log = await openForensicLog({ dir });
     await log.append("allocate", {});
     await log.close();
     const big = "x".repeat(17 * 1024 * 1024);
     await Deno.writeTextFile(log.path, big, { append: true });
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_corrupt" && /too long/.test(e.message),
     );
     await Deno.writeTextFile(log.path, "\n", { append: true });
     await assert.rejects(
-      openForensicLog({ dir, handleSignals: false }),
+      openForensicLog({ dir }),
       (e) => e instanceof KvhError && e.code === "log_corrupt" && /16 MiB/.test(e.message),
     );
-  });
-});
-
-Deno.test("ForensicLog installs SIGINT/SIGTERM handlers and removes them on close", async () => {
-  await withDir(async (dir) => {
-    const log = await openForensicLog({ dir });
-    await log.append("allocate", {});
-    // Deno's test sanitizer would report a leaked signal listener if close() left one behind.
-    await log.close();
   });
 });
 
@@ -393,7 +354,6 @@ Deno.test("ForensicLog.flush() rejects once a write has failed", async () => {
       maxBytes: 200,
       now,
       commitDelayMs: 1,
-      handleSignals: false,
     });
     await log.append("allocate", { i: 0 });
     await Deno.mkdir(join(dir, "kv_cache-20260101T000000Z-0.log"));
@@ -410,7 +370,7 @@ Deno.test("ForensicLog.flush() rejects once a write has failed", async () => {
 Deno.test("append() writes every byte of a group bigger than its first buffer, non-ASCII included", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const log = await openForensicLog({ dir, handleSignals: false, commitRecords: 4096 });
+    const log = await openForensicLog({ dir, commitRecords: 4096 });
     const note = "é€😀".repeat(300);
     const written = [];
     for (let i = 0; i < 200; i++) written.push(await log.append("allocate", { note, i }));

@@ -18,7 +18,6 @@ export async function writeRotatedLog(
     dir,
     maxBytes: 300,
     hmacKey,
-    handleSignals: false,
     now: () => new Date(time += stepMs),
   });
   try {

@@ -214,7 +214,7 @@ Deno.test("pruneLog() needs the key of a log with MACs and appends a MAC'd recor
 Deno.test("pruneLog() fails clearly while another writer holds the log", async () => {
   await withTempDir(async (dir) => {
     await writeRotatedLog(dir);
-    const writer = await openForensicLog({ dir, handleSignals: false });
+    const writer = await openForensicLog({ dir });
     try {
       await assert.rejects(pruneLog({ dir, maxRotated: 0 }), (error: unknown) => {
         assert.ok(error instanceof KvhError);

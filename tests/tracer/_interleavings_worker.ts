@@ -7,7 +7,7 @@ import { runInterleaving, stepsArbitrary } from "./_interleavings.ts";
 
 self.onmessage = async (event: MessageEvent<{ dir: string; seed: number }>) => {
   const { dir, seed } = event.data;
-  const log = await openForensicLog({ dir, handleSignals: false, commitDelayMs: 1 });
+  const log = await openForensicLog({ dir, commitDelayMs: 1 });
   let violations = 0;
   try {
     await fc.assert(

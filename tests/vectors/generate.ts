@@ -57,7 +57,6 @@ async function writeLog(
     now: clock(),
     hmacKey: options.key === undefined ? undefined : new TextEncoder().encode(options.key),
     maxBytes: options.maxBytes,
-    handleSignals: false,
   });
   for (let i = 0; i < options.records; i++) {
     await log.append(EVENTS[i % EVENTS.length]!, {
@@ -406,7 +405,6 @@ async function prune(
   const log = await openForensicLog({
     dir,
     now: () => new Date(ms += 1001),
-    handleSignals: false,
     maxBytes: 2048,
   });
   await log.append("prune", { removed, reason: "retention" });
