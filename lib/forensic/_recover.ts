@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { KvhError } from "../errors.ts";
 import { listChainFiles, utcStamp } from "./chain_files.ts";
+import { sha256Hex } from "./digest.ts";
 import { checkV2Line } from "./format_v2.ts";
 import type { ChainHead } from "./types.ts";
 
@@ -75,7 +75,7 @@ export async function recoverState(
       await fd.syncData();
       torn = {
         torn_bytes: bytes.length,
-        torn_sha256: createHash("sha256").update(bytes).digest("hex"),
+        torn_sha256: sha256Hex(bytes),
         moved_to: movedTo.slice(dir.length + 1),
       };
       size = start;

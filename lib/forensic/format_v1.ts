@@ -28,9 +28,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { hasPlainStrings, JsonNumber, JsonObject, type JsonValue } from "./_json.ts";
-import { digestEquals } from "./format_v2.ts";
+import { constantTimeEqual, hmacHex, sha256Hex } from "./digest.ts";
 
 /** The `prev_hash` of the first line of every v1 file. */
 export const GENESIS_V1 = "GENESIS";
@@ -109,7 +108,7 @@ export function checkV1Record(record: JsonObject, key?: Uint8Array): V1RecordChe
   let macOk: boolean | undefined;
   if (hasMac && key !== undefined && key.length > 0) {
     const macField = record.get("hmac");
-    macOk = typeof macField === "string" && digestEquals(macField, hmacHex(key, message));
+    macOk = typeof macField === "string" && constantTimeEqual(macField, hmacHex(key, message));
   }
   return { currHash, computedHash, prevHash, macOk, hasMac };
 }
@@ -377,32 +376,6 @@ function compareCodePoints(a: string, b: string): number {
     }
   }
   return a.length - b.length;
-}
-
-function sha256Hex(message: string): string {
-  return createHash("sha256").update(message).digest("hex");
-}
-
-// HMAC-SHA256 from precomputed inner and outer states (RFC 2104): per record this costs two
-// hash copies instead of a fresh createHmac, which is several times slower under Deno.
-const macStates = new WeakMap<Uint8Array, { inner: Hash; outer: Hash }>();
-type Hash = ReturnType<typeof createHash>;
-
-function hmacHex(key: Uint8Array, message: string): string {
-  let states = macStates.get(key);
-  if (states === undefined) {
-    const block = new Uint8Array(64);
-    block.set(key.length > 64 ? createHash("sha256").update(key).digest() : key);
-    const innerPad = block.map((byte) => byte ^ 0x36);
-    const outerPad = block.map((byte) => byte ^ 0x5c);
-    states = {
-      inner: createHash("sha256").update(innerPad),
-      outer: createHash("sha256").update(outerPad),
-    };
-    macStates.set(key, states);
-  }
-  const innerDigest = states.inner.copy().update(message).digest();
-  return states.outer.copy().update(innerDigest).digest("hex");
 }
 
 function toJsonValue(value: unknown, path: string, depth: number): JsonValue {

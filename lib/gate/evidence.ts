@@ -5,6 +5,7 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
+import { sha256Hex } from "../forensic/digest.ts";
 import { splitPath, syncDir, tempSibling, writeNewFile } from "./_files.ts";
 
 /** Name of the manifest at the top of a bundle. */
@@ -37,11 +38,6 @@ export interface EvidenceBundle {
 }
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -128,7 +124,7 @@ export async function writeEvidenceBundle(
     for (const file of files) {
       const data = typeof file.data === "string" ? encoder.encode(file.data) : file.data;
       await writeNewFile(`${temp}/${file.name}`, data);
-      entries.push({ name: file.name, sha256: await sha256Hex(data), bytes: data.length });
+      entries.push({ name: file.name, sha256: sha256Hex(data), bytes: data.length });
     }
     const manifest = entries.map((entry) => `${entry.sha256}  ${entry.name}\n`).join("");
     await writeNewFile(`${temp}/${MANIFEST_NAME}`, encoder.encode(manifest));

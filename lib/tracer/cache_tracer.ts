@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { toHex } from "../forensic/digest.ts";
 import type { AuditSink } from "../forensic/types.ts";
 import type { AnomalyMonitor } from "../anomaly/anomaly_monitor.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
@@ -52,10 +53,7 @@ interface Entry {
 type Fields = Record<string, unknown>;
 
 function newHandle(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return hex;
+  return toHex(crypto.getRandomValues(new Uint8Array(16)));
 }
 
 function validateOwner(owner: BufferOwner): BufferOwner {

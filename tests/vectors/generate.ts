@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 import { sealV1Record } from "../../lib/forensic/format_v1.ts";
-import { sha256Hex } from "../../lib/forensic/format_v2.ts";
+import { sha256Hex } from "../../lib/forensic/digest.ts";
 
 const SEED = 20260101;
 const ROOT = join(import.meta.dirname!, "forensic");
