@@ -327,13 +327,22 @@ function checkCanonicalLine(
     ? undefined
     : line.slice(line.length - 2 - HEX_LEN, line.length - 2);
   const body = line.slice(0, end) + "}";
-  // A hash or mac equal to the one computed is well-formed hex by construction, so neither is
-  // validated before the comparison; a malformed one simply fails it.
+  // A hash equal to the one computed is well-formed hex by construction, so it is not validated
+  // before the comparison; a malformed one simply fails it.
   if (sha256Hex(body) !== hash) {
     return {
       ok: false,
       reason: "hash_mismatch",
       detail: `Hash does not match the record at seq ${seq}`,
+    };
+  }
+  // Without a key the MAC cannot be recomputed, but its form can be checked: a MAC that is not
+  // a digest (a quote or an upper-case digit in it) is a changed record either way.
+  if (mac !== undefined && !isHex64(mac)) {
+    return {
+      ok: false,
+      reason: "mac_mismatch",
+      detail: `Field mac at seq ${seq} is not a 64-digit hex digest`,
     };
   }
   if (key !== undefined) {

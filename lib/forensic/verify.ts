@@ -73,6 +73,11 @@ export interface ChainFile {
 export interface VerifyLogReport extends VerifyReport {
   /** The files of the history, in chain order, as far as verification went. */
   chain: ChainFile[];
+  /**
+   * Whether any verified record carries a MAC (v2 `mac`, v1 `hmac`). With `mac_checked` false
+   * it means the MACs were not checked: callers decide on this field, not on warning text.
+   */
+  mac_present: boolean;
   /** Things an operator should know that are not failures, e.g. MACs present but unchecked. */
   warnings: string[];
 }
@@ -202,6 +207,7 @@ export async function verifyLog(
     records: state.records,
     head: state.head,
     mac_checked: key !== undefined,
+    mac_present: state.macsSeen,
     failure,
     chain,
     warnings,
@@ -345,6 +351,11 @@ function applyLine(result: Checked, cursor: FileCursor): Fail | undefined {
   if (result.kind === "blank") {
     // The Python tool skips blank lines; kvh's own format has none.
     return cursor.format === "v1" ? undefined : new Fail("malformed_json", "Line is blank");
+  }
+  // A line that is not JSON has no format: a v1 line cut in half must not read as a v2 record
+  // following v1 records (chain_break).
+  if (result.kind === "fail" && result.reason === "malformed_json") {
+    return new Fail(result.reason, result.detail);
   }
   const lineFormat = result.kind === "fail" ? result.format : result.kind;
   if (cursor.format === undefined) {

@@ -47,7 +47,35 @@ Deno.test("verifyLog() passes the peer's HMAC log without a key but says MACs we
   const report = await verifyLog(peer("hmac"));
   assert.equal(report.ok, true);
   assert.equal(report.mac_checked, false);
+  assert.equal(report.mac_present, true);
   assert.equal(report.warnings.length, 1);
+});
+
+Deno.test("verifyLog() reports mac_present false for a log without MACs", async () => {
+  const report = await verifyLog(peer("plain"));
+  assert.deepEqual([report.ok, report.mac_present, report.mac_checked], [true, false, false]);
+});
+
+Deno.test("verifyLog() without a key fails a v2 MAC that is not 64 lowercase hex digits", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, hmacKey: new TextEncoder().encode("k") });
+    await log.append("allocate", { tenant_id: "t1" });
+    await log.append("free", { tenant_id: "t1" });
+    await log.close();
+    const good = await verifyLog(log.path);
+    assert.deepEqual([good.ok, good.mac_present, good.mac_checked], [true, true, false]);
+    const text = await Deno.readTextFile(log.path);
+    const lines = text.split("\n");
+    for (const bad of ['"', "A", "g"]) {
+      // The MAC's last digit sits just before the closing quote and brace.
+      const second = lines[1]!;
+      lines[1] = second.slice(0, -3) + bad + second.slice(-2);
+      await Deno.writeTextFile(log.path, lines.join("\n"));
+      const report = await verifyLog(log.path);
+      assert.deepEqual([report.failure?.line, report.failure?.reason], [2, "mac_mismatch"], bad);
+      lines[1] = second;
+    }
+  });
 });
 
 Deno.test("verifyLog() verifies the peer's rotated history over all 7 files", async () => {
@@ -62,6 +90,9 @@ for (
     ["tampered-edit", 13, "hash_mismatch"],
     ["tampered-delete", 26, "chain_break"],
     ["tampered-reorder", 31, "chain_break"],
+    // A v1 line cut in half is not JSON: it must not read as a v2 record after v1 records. The
+    // cut line is index 10 from 0 (expected.json), physical line 11.
+    ["tampered-malformed-line", 11, "malformed_json"],
   ] as const
 ) {
   Deno.test(`verifyLog() fails the peer's ${folder} log at line ${line}`, async () => {
