@@ -2,7 +2,7 @@
  * kvh — KV-cache hygiene for multi-tenant LLM serving.
  *
  * The public library API: the forensic log (write and verify), the tracer and its sanitizers,
- * metrics, the gate, retention and the metrics server. Everything here is a named re-export of
+ * metrics, the gate, retention, the metrics server and the transparency-log proofs. Everything here is a named re-export of
  * an area's `lib/<area>/mod.ts`.
  *
  * @module
@@ -144,3 +144,17 @@ export {
   type PruneVerification,
   rotatedAt,
 } from "./lib/retention/mod.ts";
+export {
+  CompactRange,
+  consistencyProof,
+  EMPTY_ROOT,
+  hashChildren,
+  hashLeaf,
+  inclusionProof,
+  LEAF_PREFIX,
+  MemoryTree,
+  NODE_PREFIX,
+  type SubtreeSource,
+  verifyConsistency,
+  verifyInclusion,
+} from "./lib/transparency/mod.ts";

@@ -1,0 +1,156 @@
+/**
+ * A Merkle tree held as its leaf hashes, optionally after a pruned prefix known only by its
+ * compact range: enough to compute any root and every proof that does not need a node inside
+ * the pruned prefix.
+ *
+ * @module
+ */
+import { KvhError } from "../errors.ts";
+import { CompactRange, EMPTY_ROOT, HASH_BYTES, hashChildren, subtreeSizes } from "./merkle.ts";
+import { splitPoint, type SubtreeSource } from "./proof.ts";
+
+/**
+ * Leaf hashes packed in one buffer (32 bytes each), after an optional pruned prefix.
+ *
+ * @example Usage
+ * ```ts
+ * import { MemoryTree } from "./memory_tree.ts";
+ * import { CompactRange, hashLeaf } from "./merkle.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const leaves = ["a", "b", "c", "d"].map((t) => hashLeaf(t));
+ * const whole = new MemoryTree(leaves);
+ * const prefix = new CompactRange();
+ * prefix.append(leaves[0]!);
+ * prefix.append(leaves[1]!);
+ * const pruned = new MemoryTree(leaves.slice(2), prefix);
+ * assert.deepEqual(pruned.root(), whole.root());
+ * ```
+ */
+export class MemoryTree implements SubtreeSource {
+  #prefix: CompactRange;
+  /** Start and end of each prefix node, with its hash. */
+  #nodes: { lo: number; hi: number; hash: Uint8Array }[] = [];
+  #leaves: Uint8Array = new Uint8Array(1024 * HASH_BYTES);
+  #count = 0;
+
+  /**
+   * Creates a tree.
+   *
+   * @param leaves Leaf hashes after the prefix.
+   * @param prefix Compact range of the pruned leaves before them.
+   */
+  constructor(leaves: Iterable<Uint8Array> = [], prefix: CompactRange = new CompactRange()) {
+    this.#prefix = prefix.clone();
+    let lo = 0;
+    const hashes = prefix.hashes;
+    subtreeSizes(prefix.size).forEach((width, i) => {
+      this.#nodes.push({ lo, hi: lo + width, hash: hashes[i]! });
+      lo += width;
+    });
+    for (const leaf of leaves) this.push(leaf);
+  }
+
+  /** Number of leaves, the pruned prefix included. */
+  get size(): number {
+    return this.#prefix.size + this.#count;
+  }
+
+  /** Number of leaves in the pruned prefix. */
+  get prunedSize(): number {
+    return this.#prefix.size;
+  }
+
+  /**
+   * Appends one leaf hash.
+   *
+   * @param leafHash 32 bytes.
+   */
+  push(leafHash: Uint8Array): void {
+    if (leafHash.length !== HASH_BYTES) {
+      throw new RangeError("Invalid leaf hash: expected 32 bytes");
+    }
+    const at = this.#count * HASH_BYTES;
+    if (at + HASH_BYTES > this.#leaves.length) {
+      const grown = new Uint8Array(this.#leaves.length * 2);
+      grown.set(this.#leaves);
+      this.#leaves = grown;
+    }
+    this.#leaves.set(leafHash, at);
+    this.#count++;
+  }
+
+  /**
+   * The hash of leaf `index`.
+   *
+   * @param index Leaf index, not in the pruned prefix.
+   * @returns Its hash (a copy).
+   */
+  leaf(index: number): Uint8Array {
+    const offset = index - this.#prefix.size;
+    if (!(offset >= 0 && offset < this.#count)) {
+      throw new KvhError(
+        "proof_unavailable",
+        `Cannot read leaf ${index}: the tree holds leaves ${this.#prefix.size} to ${this.size - 1}`,
+      );
+    }
+    return this.#leaves.slice(offset * HASH_BYTES, (offset + 1) * HASH_BYTES);
+  }
+
+  /**
+   * The root of the first `size` leaves.
+   *
+   * @param size Tree size.
+   * @returns Its root.
+   */
+  root(size: number = this.size): Uint8Array {
+    return size === 0 ? EMPTY_ROOT : this.subtree(0, size);
+  }
+
+  /**
+   * MTH(D[lo:hi]) (RFC 9162 §2.1.1).
+   *
+   * @param lo First leaf.
+   * @param hi One past the last leaf.
+   * @returns The subtree hash.
+   * @throws {KvhError} `proof_unavailable` when it needs leaves that were pruned.
+   */
+  subtree(lo: number, hi: number): Uint8Array {
+    if (!(lo >= 0 && lo < hi && hi <= this.size)) {
+      throw new RangeError(`Cannot hash leaves ${lo} to ${hi}: the tree has ${this.size} leaves`);
+    }
+    const pruned = this.#prefix.size;
+    if (lo < pruned) {
+      const node = this.#nodes.find((n) => n.lo === lo && n.hi === hi);
+      if (node !== undefined) return node.hash;
+      if (this.#nodes.some((n) => n.lo <= lo && hi <= n.hi)) {
+        throw new KvhError(
+          "proof_unavailable",
+          `Cannot hash leaves ${lo} to ${hi}: they were pruned (only their compact range is kept)`,
+        );
+      }
+    } else if (hi - lo === 1) {
+      // A view, not a copy: hashChildren only reads it.
+      const at = (lo - pruned) * HASH_BYTES;
+      return this.#leaves.subarray(at, at + HASH_BYTES);
+    }
+    const k = splitPoint(hi - lo);
+    return hashChildren(this.subtree(lo, lo + k), this.subtree(lo + k, hi));
+  }
+
+  /**
+   * The compact range of the first `size` leaves (at least the pruned prefix).
+   *
+   * @param size Number of leaves.
+   * @returns The range.
+   */
+  compactRange(size: number = this.size): CompactRange {
+    let lo = 0;
+    const hashes = subtreeSizes(size).map((width) => {
+      const hash = this.subtree(lo, lo + width);
+      lo += width;
+      return hash;
+    });
+    return new CompactRange(size, hashes);
+  }
+}

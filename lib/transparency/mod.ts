@@ -1,0 +1,22 @@
+/**
+ * Transparency-log building blocks for the forensic log: RFC 6962 Merkle trees, compact ranges,
+ * inclusion and consistency proofs (RFC 9162 §2.1).
+ *
+ * @module
+ */
+export {
+  CompactRange,
+  EMPTY_ROOT,
+  hashChildren,
+  hashLeaf,
+  LEAF_PREFIX,
+  NODE_PREFIX,
+} from "./merkle.ts";
+export { MemoryTree } from "./memory_tree.ts";
+export {
+  consistencyProof,
+  inclusionProof,
+  type SubtreeSource,
+  verifyConsistency,
+  verifyInclusion,
+} from "./proof.ts";
