@@ -81,9 +81,8 @@ export {
   type RunStatus,
   type ScrubObservation,
   toPrometheusText,
-  writeFileAtomic,
-  type WriteFileAtomicOptions,
 } from "./lib/metrics/mod.ts";
+export { writeFileAtomic, type WriteFileOptions } from "./lib/io/mod.ts";
 export {
   type ActivationStats,
   AnomalyMonitor,

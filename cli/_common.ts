@@ -22,6 +22,28 @@ export async function runAction(action: () => Promise<number>): Promise<void> {
   }
 }
 
+/**
+ * Writes an output file a flag names (`--out`, `--metrics-json`, …) atomically, 0600, creating
+ * missing parent directories. Any failure is `output_unwritable` (exit 1) naming the flag and path.
+ *
+ * @param flag The flag, for the message.
+ * @param path The file.
+ * @param text The contents.
+ */
+export async function writeOutput(flag: string, path: string, text: string): Promise<void> {
+  // Loaded on use: gate's start-up stays free of node:path when it writes nothing.
+  const { writeFileAtomic } = await import("../lib/io/mod.ts");
+  try {
+    await writeFileAtomic(path, text);
+  } catch (error) {
+    throw new KvhError(
+      "output_unwritable",
+      `Cannot write ${flag} ${path}: ${describeIoError(error)}`,
+      { cause: error },
+    );
+  }
+}
+
 /** Prints an error as one line on stderr, without a stack unless KVH_DEBUG is set. */
 export function printError(error: unknown): void {
   const message = error instanceof Error ? error.message : String(error);

@@ -28,6 +28,7 @@ import {
   revokePermissionsExcept,
   runAction,
   useColor,
+  writeOutput,
 } from "./_common.ts";
 
 /** Default `--coverage-min` in percent, as in the Python tool. */
@@ -311,27 +312,12 @@ async function runGate(source: MetricsSource, raw: RawFlags): Promise<number> {
     verification,
   });
   const json = JSON.stringify(document, null, 2) + "\n";
-  if (config.out !== undefined) await writeVerdict(config.out, json);
+  if (config.out !== undefined) await writeOutput("--out", config.out, json);
   if (config.evidence !== undefined) {
     await writeEvidence(config.evidence, loaded, json, verification, config.testReport);
   }
   console.log(config.json ? JSON.stringify(document) : renderTable(document, config.color));
   return document.pass ? 0 : 2;
-}
-
-async function writeVerdict(path: string, json: string): Promise<void> {
-  const { writeFileAtomic } = await import("../lib/metrics/write_file_atomic.ts");
-  try {
-    await writeFileAtomic(path, json);
-  } catch (error) {
-    throw new KvhError(
-      "verdict_write_failed",
-      `Cannot write --out ${path}: ${describeIoError(error)}`,
-      {
-        cause: error,
-      },
-    );
-  }
 }
 
 async function writeEvidence(

@@ -9,12 +9,12 @@ import { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
 import type { PruneReport, PruneVerification } from "../lib/retention/mod.ts";
 import {
-  describeIoError,
   envString,
   numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
+  writeOutput,
 } from "./_common.ts";
 
 /** kvh's own layout (`kvh trace` writes forensics/kv_cache.log); the Python tool used /var/forensics. */
@@ -157,18 +157,7 @@ export function pruneCommand() {
           dryRun: options.dryRun === true,
         });
         if (out !== undefined) {
-          const { writeFileAtomic } = await import("../lib/metrics/write_file_atomic.ts");
-          try {
-            await writeFileAtomic(out, JSON.stringify(report, null, 2) + "\n");
-          } catch (error) {
-            throw new KvhError(
-              "report_write_failed",
-              `Cannot write --out ${out}: ${describeIoError(error)}`,
-              {
-                cause: error,
-              },
-            );
-          }
+          await writeOutput("--out", out, JSON.stringify(report, null, 2) + "\n");
         }
         console.log(options.json ? JSON.stringify(report) : renderReport(report));
         return report.ok ? 0 : 2;

@@ -16,7 +16,7 @@ import process from "node:process";
 import { KvhError } from "../lib/errors.ts";
 import { openForensicLog } from "../lib/forensic/mod.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
-import { toPrometheusText, writeFileAtomic } from "../lib/metrics/mod.ts";
+import { toPrometheusText } from "../lib/metrics/mod.ts";
 import type { MetricsSnapshot } from "../lib/metrics/types.ts";
 import { type DeviceChoice, openSanitizer } from "../lib/sanitize/open_sanitizer.ts";
 import type { VerifyMode } from "../lib/sanitize/types.ts";
@@ -36,6 +36,7 @@ import {
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
+  writeOutput,
 } from "./_common.ts";
 
 /**
@@ -311,20 +312,8 @@ async function openWorkload(flags: TraceFlags): Promise<{
 }
 
 async function writeEvidence(jsonPath: string, promPath: string, metrics: MetricsSnapshot) {
-  for (
-    const [path, text] of [
-      [jsonPath, JSON.stringify(metrics, null, 2) + "\n"],
-      [promPath, toPrometheusText(metrics)],
-    ] as const
-  ) {
-    try {
-      await writeFileAtomic(path, text);
-    } catch (error) {
-      throw new KvhError("metrics_unwritable", `Cannot write ${path}: ${describeIoError(error)}`, {
-        cause: error,
-      });
-    }
-  }
+  await writeOutput("--metrics-json", jsonPath, JSON.stringify(metrics, null, 2) + "\n");
+  await writeOutput("--metrics-prom", promPath, toPrometheusText(metrics));
 }
 
 // A bar on a terminal; otherwise a plain line every 10% (or every 1000 requests when the total

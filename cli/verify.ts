@@ -5,7 +5,7 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
 import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
 import {
@@ -15,6 +15,7 @@ import {
   revokePermissionsExcept,
   runAction,
   useColor,
+  writeOutput,
 } from "./_common.ts";
 
 /** Builds the `verify` subcommand. */
@@ -57,8 +58,12 @@ export function verifyCommand() {
           workers: options.workers,
         });
         const document = { log: path, ...report };
-        if (out !== undefined) await writeAtomically(out, JSON.stringify(document, null, 2) + "\n");
-        for (const warning of report.warnings) console.error(`kvh: warning: ${warning}`);
+        if (out !== undefined) {
+          await writeOutput("--out", out, JSON.stringify(document, null, 2) + "\n");
+        }
+        for (const warning of report.warnings) {
+          console.error(`kvh: warning: ${warning}`);
+        }
         if (options.json) console.log(JSON.stringify(document));
         else console.log(summary(path, report, useColor()));
         return report.ok ? 0 : 2;
@@ -104,19 +109,4 @@ function summary(path: string, report: VerifyLogReport, color: boolean): string 
   const { file, line, reason, detail } = report.failure;
   return `${paint("31", "FAILED")} ${path}: ${reason} in ${file} line ${line}: ${detail}\n` +
     `verified before the failure: ${counts}, ${head}, ${macs}`;
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${Deno.pid}.tmp`);
-  try {
-    await Deno.writeTextFile(temp, text, { mode: 0o600, createNew: true });
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw new KvhError(
-      "out_unwritable",
-      `Cannot write --out ${path}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
 }

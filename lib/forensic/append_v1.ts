@@ -6,6 +6,7 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
+import { writeAll } from "../io/mod.ts";
 import { logLockPath } from "./chain_files.ts";
 import { sealV1Record } from "./format_v1.ts";
 import { verifyLog } from "./verify.ts";
@@ -59,9 +60,7 @@ export async function appendV1Record(
     const { line, currHash } = sealV1Record(fields, last, { key: hmacKey });
     const file = await Deno.open(path, { write: true, append: true });
     try {
-      const bytes = new TextEncoder().encode(line + "\n");
-      let offset = 0;
-      while (offset < bytes.length) offset += await file.write(bytes.subarray(offset));
+      await writeAll(file, new TextEncoder().encode(line + "\n"));
       await file.sync();
     } finally {
       file.close();

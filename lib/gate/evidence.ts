@@ -6,7 +6,8 @@
  */
 import { describeIoError, KvhError } from "../errors.ts";
 import { sha256Hex } from "../forensic/digest.ts";
-import { splitPath, syncDir, tempSibling, writeNewFile } from "./_files.ts";
+import { dirname } from "node:path";
+import { syncDir, tempSibling, writeNewFile } from "../io/mod.ts";
 
 /** Name of the manifest at the top of a bundle. */
 export const MANIFEST_NAME = "MANIFEST.sha256";
@@ -132,7 +133,7 @@ export async function writeEvidenceBundle(
     // rename(2) would replace an empty directory created at `dir` since the check above; a
     // non-empty one makes it fail, so existing evidence is never replaced.
     await Deno.rename(temp, dir);
-    await syncDir(splitPath(dir).dir);
+    await syncDir(dirname(dir));
   } catch (error) {
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     throw failed(error);

@@ -1,6 +1,6 @@
 /**
  * Metrics (DESIGN.md §6): the collector the tracer feeds, the JSON document and its
- * Prometheus text form, written atomically.
+ * Prometheus text form.
  *
  * @module
  */
@@ -12,7 +12,6 @@ export {
 } from "./collector.ts";
 export { percentile } from "./percentile.ts";
 export { toPrometheusText } from "./prometheus.ts";
-export { writeFileAtomic, type WriteFileAtomicOptions } from "./write_file_atomic.ts";
 export {
   type DurationHistogram,
   type MetricsSnapshot,

@@ -18,7 +18,7 @@ import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
 import { openForensicLog } from "../forensic/writer.ts";
 import type { VerifyReport } from "../forensic/types.ts";
-import { syncDir } from "../gate/_files.ts";
+import { syncDir, writeAll } from "../io/mod.ts";
 import { planPrune, type PruneCandidate, type PruneRule } from "./plan_prune.ts";
 
 /** A point a prune has reached; see {@linkcode PruneLogOptions.onStep}. */
@@ -145,10 +145,7 @@ async function copyNoClobber(source: string, target: string): Promise<void> {
   const out = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
   try {
     const input = await Deno.open(source, { read: true });
-    for await (const chunk of input.readable) {
-      let offset = 0;
-      while (offset < chunk.length) offset += await out.write(chunk.subarray(offset));
-    }
+    for await (const chunk of input.readable) await writeAll(out, chunk);
     await out.sync();
   } catch (error) {
     await Deno.remove(target).catch(() => {});

@@ -136,10 +136,23 @@ Deno.test("kvh verify --out writes the JSON report atomically with mode 0600", a
   });
 });
 
-Deno.test("kvh verify --out into a missing directory is an I/O error", async () => {
-  const run = await kvh(["--out", "/nonexistent-dir/v.json", join(PEER, "plain", "kv_cache.log")]);
-  assert.equal(run.code, 1);
-  assert.match(run.stderr, /Cannot write --out/);
+Deno.test("kvh verify --out creates missing parent directories, as prune and gate --out do", async () => {
+  await withDir(async (dir) => {
+    const out = join(dir, "reports", "today", "v.json");
+    const run = await kvh(["--out", out, join(PEER, "plain", "kv_cache.log")]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(await Deno.readTextFile(out)).ok, true);
+  });
+});
+
+Deno.test("kvh verify --out that cannot be written is exit 1 naming the flag and path", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "file"), "");
+    const out = join(dir, "file", "v.json");
+    const run = await kvh(["--out", out, join(PEER, "plain", "kv_cache.log")]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, new RegExp(`^kvh: Cannot write --out ${out}: `));
+  });
 });
 
 Deno.test("kvh verify finds the log from LOG_DIR/LOG_FILE or --log-dir/--log-file, as verify_logs did", async () => {

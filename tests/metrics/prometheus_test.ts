@@ -4,7 +4,6 @@ import {
   percentile,
   RUN_STATUSES,
   toPrometheusText,
-  writeFileAtomic,
 } from "../../lib/metrics/mod.ts";
 import type { TracerStats } from "../../lib/tracer/mod.ts";
 
@@ -151,43 +150,4 @@ Deno.test("percentile() interpolates like numpy and rejects bad percentiles", ()
   assert.equal(percentile([7], 95), 7);
   assert.equal(percentile([1, 2, 3, 4, 5], 95), 4.8);
   assert.throws(() => percentile([1], 101), RangeError);
-});
-
-Deno.test("writeFileAtomic() replaces the file whole with mode 0600 and leaves no temp file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/sub/metrics.prom`;
-    await writeFileAtomic(path, "a\n");
-    await writeFileAtomic(path, new TextEncoder().encode("b\n"));
-    assert.equal(await Deno.readTextFile(path), "b\n");
-    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-    assert.equal((await Deno.stat(`${dir}/sub`)).mode! & 0o777, 0o700);
-    assert.deepEqual((await Array.fromAsync(Deno.readDir(`${dir}/sub`))).map((e) => e.name), [
-      "metrics.prom",
-    ]);
-    await Deno.mkdir(`${dir}/dir.prom`);
-    await Deno.writeTextFile(`${dir}/dir.prom/x`, "");
-    await assert.rejects(writeFileAtomic(`${dir}/dir.prom`, "c"));
-    assert.equal(
-      (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.name.endsWith(".tmp")).length,
-      0,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("toPrometheusText() reports the run status as a state set matching the JSON", () => {
-  for (const status of RUN_STATUSES) {
-    const snapshot = sample().snapshot(STATS, status);
-    assert.equal(snapshot.run_status, status);
-    const lines = toPrometheusText(snapshot).split("\n").filter((l) =>
-      l.startsWith("kvh_run_status{")
-    );
-    assert.deepEqual(
-      lines,
-      RUN_STATUSES.map((s) => `kvh_run_status{status="${s}"} ${s === status ? 1 : 0}`),
-    );
-  }
-  assert.equal(sample().snapshot(STATS).run_status, "running");
 });
