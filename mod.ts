@@ -94,12 +94,18 @@ export {
   type BearerAuthOptions,
   createApp,
   type CreateAppOptions,
+  defaultMaxConnections,
   type ExpositionSnapshot,
   FileMetricsSource,
   type FileMetricsSourceOptions,
+  type Http1Listener,
+  type Http1Server,
   type MetricsSource,
   type MetricsSourceStats,
   PROMETHEUS_CONTENT_TYPE,
+  readOpenFileLimit,
+  serveHttp1,
+  type ServeHttp1Options,
 } from "./lib/server/mod.ts";
 export {
   addLogCheck,

@@ -1,6 +1,7 @@
 /**
- * `kvh serve-metrics`: serves the metrics textfile to Prometheus (DESIGN.md §3). The only
- * place kvh calls `Deno.serve`.
+ * `kvh serve-metrics`: serves the metrics textfile to Prometheus (DESIGN.md §3) over the
+ * exporter's own HTTP/1.1 accept loop (lib/server/serve_http1.ts), which `Deno.serve` cannot
+ * replace: it has no header timeout and stops on EMFILE.
  *
  * @module
  */
@@ -8,6 +9,12 @@ import { Command } from "@commander-js/extra-typings";
 import { EXIT_USAGE, KvhError } from "../lib/errors.ts";
 import { createApp } from "../lib/server/app.ts";
 import { FileMetricsSource } from "../lib/server/metrics_source.ts";
+import {
+  defaultMaxConnections,
+  type Http1Server,
+  readOpenFileLimit,
+  serveHttp1,
+} from "../lib/server/serve_http1.ts";
 import {
   envNumber,
   envString,
@@ -21,6 +28,7 @@ const DEFAULT_FILE = "forensics/metrics.prom";
 const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_PORT = 9101;
 const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/i;
 
 function log(line: string): void {
   console.error(`kvh serve-metrics: ${line}`);
@@ -85,17 +93,9 @@ async function serve(
     console.error(`kvh: Refusing --token-file: ${(error as Error).message}`);
     return EXIT_USAGE;
   }
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Deno.TcpListener;
   try {
-    server = Deno.serve({
-      hostname: config.hostname,
-      port: config.port,
-      handler: app.fetch,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log(`listening on http://${host}:${port}/metrics serving ${config.file}`);
-      },
-    });
+    listener = Deno.listen({ hostname: config.hostname, port: config.port });
   } catch (error) {
     source.close();
     const reason = error instanceof Deno.errors.AddrInUse
@@ -106,12 +106,25 @@ async function serve(
     console.error(`kvh: Cannot listen on ${config.hostname}:${config.port}: ${reason}`);
     return EXIT_USAGE;
   }
+  const { hostname, port } = listener.addr;
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  log(`listening on http://${host}:${port}/metrics serving ${config.file}`);
+  if (config.token === undefined && !LOOPBACK.test(config.hostname)) {
+    log(
+      `warning: listening on ${config.hostname} without --token-file: anyone who can reach ` +
+        "this port can read the metrics",
+    );
+  }
+  const server: Http1Server = serveHttp1(listener, app.fetch, {
+    maxConnections: defaultMaxConnections(readOpenFileLimit() ?? 1024),
+    log,
+  });
   let stoppedBy = "";
   const stop = (signal: Deno.Signal) => {
     if (stoppedBy !== "") return;
     stoppedBy = signal;
     // shutdown() stops accepting and lets in-flight requests finish before `finished` resolves.
-    server.shutdown();
+    void server.shutdown();
   };
   const listeners = SIGNALS.map((signal) => {
     const listener = () => stop(signal);

@@ -85,7 +85,6 @@ const METRICS_GZIP_HEADERS = {
   "vary": "accept-encoding",
 } as const;
 const NOT_ALLOWED_HEADERS = { ...TEXT_HEADERS, allow: "GET, HEAD" } as const;
-const OTHER_METHODS = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
 /**
  * The exposition as last rendered: the source's body (and its text, when it is valid UTF-8), its
@@ -254,11 +253,12 @@ export function createApp(options: CreateAppOptions): Hono {
       : respond(snapshot, acceptEncoding);
   });
   app.get("/healthz", (c) => limits(c.req.raw) ?? new Response("ok\n", { headers: TEXT_HEADERS }));
-  app.on(OTHER_METHODS, ["/metrics", "/healthz"], (c) =>
-    limits(c.req.raw) ??
-      new Response("Method Not Allowed\n", { status: 405, headers: NOT_ALLOWED_HEADERS }));
+  // Only GET and HEAD are served, on every path: anything else is 405, not 404.
   app.notFound((c) =>
-    limits(c.req.raw) ?? new Response("Not Found\n", { status: 404, headers: TEXT_HEADERS })
+    limits(c.req.raw) ??
+      (c.req.method === "GET" || c.req.method === "HEAD"
+        ? new Response("Not Found\n", { status: 404, headers: TEXT_HEADERS })
+        : new Response("Method Not Allowed\n", { status: 405, headers: NOT_ALLOWED_HEADERS }))
   );
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse();

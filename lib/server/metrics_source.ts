@@ -7,8 +7,15 @@
  * makes reloads prompt, the stat makes them certain when watch events are lost, coalesced or
  * unavailable (network file systems, a directory that does not exist yet).
  *
+ * Only a regular file is served, and only the file the path names itself: it is opened with
+ * `O_NOFOLLOW` (a symlink as the last component is refused, so a link to `/etc/shadow` placed
+ * where the metrics file should be serves nothing) and `O_NONBLOCK` (a FIFO cannot block the
+ * server), and the opened descriptor, not the path, is checked to be a regular file. Symlinked
+ * directories above the file, as in a Kubernetes volume, are still followed.
+ *
  * @module
  */
+import fs from "node:fs";
 import { dirname } from "node:path";
 import type { ExpositionSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";
 
@@ -42,10 +49,15 @@ export interface FileMetricsSourceOptions {
 }
 
 interface Identity {
-  ino: number | null;
+  ino: number;
   size: number;
-  mtimeMs: number | null;
+  mtimeMs: number;
 }
+
+// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. Both are 0 where
+// the platform lacks them (Windows), which has neither FIFOs nor this kind of symlink attack.
+const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) |
+  (fs.constants.O_NONBLOCK ?? 0);
 
 /**
  * Serves a Prometheus textfile from memory: loaded at construction, reloaded on directory
@@ -140,9 +152,10 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   }
 
   #check(): void {
-    let info: Deno.FileInfo;
+    let info: fs.Stats;
     try {
-      info = Deno.statSync(this.#path);
+      // lstat: replacing the file with a symlink changes the identity and forces a reload.
+      info = fs.lstatSync(this.#path);
     } catch (error) {
       if (this.#snapshot.ok || this.#identity !== null) this.#fail(error);
       return;
@@ -150,27 +163,25 @@ export class FileMetricsSource implements MetricsSource, Disposable {
     const seen = this.#identity;
     if (
       seen === null || seen.ino !== info.ino || seen.size !== info.size ||
-      seen.mtimeMs !== (info.mtime?.getTime() ?? null)
+      seen.mtimeMs !== info.mtimeMs
     ) {
       this.#reload();
     }
   }
 
   #reload(): void {
-    let file: Deno.FsFile | undefined;
+    let fd: number | undefined;
     try {
-      // Opening a FIFO for reading would block the whole server until a writer appears.
-      if (!Deno.statSync(this.#path).isFile) throw new TypeError("Not a regular file");
-      file = Deno.openSync(this.#path, { read: true });
-      // fstat describes the inode actually read, so a rename between stat and read is caught
-      // by the next scrape's comparison instead of being attributed to the wrong content.
-      const info = file.statSync();
-      if (!info.isFile) throw new TypeError("Not a regular file");
+      fd = fs.openSync(this.#path, OPEN_FLAGS);
+      // fstat describes the inode actually opened, so what is checked is what is read, and a
+      // rename between open and read is caught by the next scrape's comparison.
+      const info = fs.fstatSync(fd);
+      if (!info.isFile()) throw new TypeError("Not a regular file");
       if (info.size > this.#maxBytes) {
         throw new RangeError(`Too large: ${info.size} bytes, limit ${this.#maxBytes}`);
       }
-      const body = readAll(file, info.size);
-      this.#identity = { ino: info.ino, size: info.size, mtimeMs: info.mtime?.getTime() ?? null };
+      const body = readAll(fd, info.size);
+      this.#identity = { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
       const recovered = !this.#snapshot.ok && this.#reloadFailures > 0;
       this.#snapshot = { ok: true, body };
       this.#reloads++;
@@ -178,7 +189,7 @@ export class FileMetricsSource implements MetricsSource, Disposable {
     } catch (error) {
       this.#fail(error);
     } finally {
-      file?.close();
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
@@ -215,7 +226,7 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   }
 }
 
-function readAll(file: Deno.FsFile, expected: number): Uint8Array<ArrayBuffer> {
+function readAll(fd: number, expected: number): Uint8Array<ArrayBuffer> {
   let buffer = new Uint8Array(Math.max(expected, 4096));
   let length = 0;
   while (true) {
@@ -224,19 +235,26 @@ function readAll(file: Deno.FsFile, expected: number): Uint8Array<ArrayBuffer> {
       grown.set(buffer);
       buffer = grown;
     }
-    const read = file.readSync(buffer.subarray(length));
-    if (read === null) break;
+    const read = fs.readSync(fd, buffer, length, buffer.length - length, null);
+    if (read === 0) break;
     length += read;
   }
   return buffer.slice(0, length);
 }
 
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
 function describe(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "Metrics file not found";
-  if (error instanceof Deno.errors.PermissionDenied) {
+  const code = errorCode(error);
+  if (code === "ENOENT" || error instanceof Deno.errors.NotFound) return "Metrics file not found";
+  if (code === "EACCES" || error instanceof Deno.errors.PermissionDenied) {
     return "Metrics file unreadable: permission denied";
   }
-  if (error instanceof Deno.errors.IsADirectory || error instanceof TypeError) {
+  if (code === "ELOOP") return "Metrics file unreadable: a symlink, which is never followed";
+  if (code === "EISDIR" || error instanceof TypeError) {
     return "Metrics file unreadable: not a regular file";
   }
   if (error instanceof RangeError) return "Metrics file unreadable: too large";
@@ -244,8 +262,12 @@ function describe(error: unknown): string {
 }
 
 function reasonDetail(error: unknown): string {
-  if (error instanceof Deno.errors.NotFound) return "not found";
-  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  const code = errorCode(error);
+  if (code === "ENOENT" || error instanceof Deno.errors.NotFound) return "not found";
+  if (code === "EACCES" || error instanceof Deno.errors.PermissionDenied) {
+    return "permission denied";
+  }
+  if (code === "ELOOP") return "it is a symlink, which is never followed";
   if (error instanceof Error) return error.message.split("\n")[0]!.toLowerCase();
   return String(error);
 }

@@ -267,3 +267,83 @@ Deno.test("serve-metrics logs a start line naming the address and the file", asy
     );
   });
 });
+
+/** `serve-metrics` under `bash -c "ulimit -n N; exec deno …"`, with the port it reported. */
+async function startLimited(openFiles: number, args: string[]) {
+  const child = new Child(
+    new Deno.Command("bash", {
+      args: [
+        "-c",
+        `ulimit -n ${openFiles} && exec "$0" run -A cli/main.ts serve-metrics "$@"`,
+        Deno.execPath(),
+        ...args,
+      ],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+  const port = await waitFor("the exporter's listen line", () => {
+    const match = /listening on http:\/\/[^ ]*:(\d+)\/metrics/.exec(child.stderr.text);
+    if (match) return Number(match[1]);
+    if (child.exited) throw new Error(`Exporter exited: ${child.stderr.text}`);
+    return undefined;
+  }, 20_000);
+  return { child, port };
+}
+
+Deno.test("serve-metrics keeps answering while a thousand idle connections are open", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/metrics.prom`, METRICS);
+    // 128 descriptors: far fewer than the idle connections, as a small container might allow.
+    const { child, port } = await startLimited(128, [
+      "--file",
+      `${dir}/metrics.prom`,
+      "--port",
+      "0",
+    ]);
+    await using _child = child;
+    const idle: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(res.status, 200);
+      assert.ok((await res.text()).startsWith(METRICS));
+      assert.equal(child.exited, false, child.stderr.text);
+    } finally {
+      for (const conn of idle) conn.close();
+    }
+  });
+});
+
+Deno.test("serve-metrics answers 405 with Allow for POST on the wire", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/metrics.prom`, METRICS);
+    await using exporter = await startExporter(["--file", `${dir}/metrics.prom`, "--port", "0"]);
+    const res = await fetch(`${exporter.url}/metrics`, { method: "POST" });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get("allow"), "GET, HEAD");
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("serve-metrics warns when it binds a non-loopback address without a token", async () => {
+  await withDir(async (dir) => {
+    const { child } = await startLimited(1024, [
+      "--file",
+      `${dir}/m.prom`,
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "0",
+    ]);
+    await using _child = child;
+    await waitFor("the warning", () => child.stderr.text.includes("warning") || undefined, 10_000);
+    assert.match(
+      child.stderr.text,
+      /kvh serve-metrics: warning: listening on 0\.0\.0\.0 without --token-file: anyone who can reach this port can read the metrics/,
+    );
+  });
+});

@@ -148,11 +148,16 @@ for (
   });
 }
 
-Deno.test("createApp() answers 405 with Allow for POST /metrics", async () => {
-  const res = await createApp({ source: () => FILE_TEXT }).request("/metrics", { method: "POST" });
-  assert.equal(res.status, 405);
-  assert.equal(res.headers.get("allow"), "GET, HEAD");
-  await res.body?.cancel();
+Deno.test("createApp() answers 405 with Allow for any method but GET and HEAD, on any path", async () => {
+  const app = createApp({ source: () => FILE_TEXT });
+  for (const path of ["/metrics", "/healthz", "/elsewhere"]) {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"]) {
+      const res = await app.request(path, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), "GET, HEAD");
+      await res.body?.cancel();
+    }
+  }
 });
 
 Deno.test("createApp() gzips when the client accepts gzip, decoding to the plain body", async () => {

@@ -92,6 +92,41 @@ Deno.test("FileMetricsSource.snapshot() refuses a FIFO without blocking on it", 
   });
 });
 
+Deno.test("FileMetricsSource.snapshot() never follows a symlink to another file", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/secret`, "root:hash:19000:0:99999:7:::\n");
+    await Deno.symlink(`${dir}/secret`, `${dir}/m.prom`);
+    const lines: string[] = [];
+    using source = new FileMetricsSource(`${dir}/m.prom`, {
+      watch: false,
+      statIntervalMs: 0,
+      log: (l) => lines.push(l),
+    });
+    assert.equal(text(source), "!Metrics file unreadable: a symlink, which is never followed");
+    assert.match(
+      lines[0]!,
+      /Cannot reload metrics file .*: it is a symlink, which is never followed/,
+    );
+  });
+});
+
+Deno.test("FileMetricsSource.snapshot() stops serving once the file is replaced by a symlink", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/secret`, "secret 1\n");
+    await Deno.writeTextFile(`${dir}/m.prom`, "kvh_up 1\n");
+    using source = new FileMetricsSource(`${dir}/m.prom`, { watch: false, statIntervalMs: 0 });
+    assert.equal(text(source), "kvh_up 1\n");
+    await Deno.remove(`${dir}/m.prom`);
+    await Deno.symlink(`${dir}/secret`, `${dir}/m.prom`);
+    assert.equal(text(source), "!Metrics file unreadable: a symlink, which is never followed");
+  });
+});
+
+Deno.test("FileMetricsSource.snapshot() refuses a device such as /dev/zero", () => {
+  using source = new FileMetricsSource("/dev/zero", { watch: false, statIntervalMs: 0 });
+  assert.equal(text(source), "!Metrics file unreadable: not a regular file");
+});
+
 Deno.test("FileMetricsSource.snapshot() refuses a file above maxBytes", async () => {
   await withDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/m.prom`, "a 1\n".repeat(10));
