@@ -5,7 +5,9 @@
  *
  * Exit codes: 0 when the run completed — quarantines, leaks and low coverage included, since
  * judging them is `kvh gate`'s job on the metrics written; 1 for bad flags, a malformed
- * workload (file:line), a device that cannot be opened or a log that cannot be written.
+ * workload (file:line), a device that cannot be opened or a log that cannot be written; 130 /
+ * 143 after SIGINT / SIGTERM. A run that does not complete still closes its log and writes its
+ * metrics, marked `run_status` `failed` or `interrupted` so that the gate fails them.
  *
  * @module
  */
@@ -14,13 +16,17 @@ import cliProgress from "cli-progress";
 import { join } from "node:path";
 import process from "node:process";
 import { KvhError } from "../lib/errors.ts";
-import { openForensicLog } from "../lib/forensic/mod.ts";
+import { type ForensicLog, openForensicLog } from "../lib/forensic/mod.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
-import { toPrometheusText } from "../lib/metrics/mod.ts";
-import type { MetricsSnapshot } from "../lib/metrics/types.ts";
-import { type DeviceChoice, openSanitizer } from "../lib/sanitize/open_sanitizer.ts";
+import { MetricsCollector, toPrometheusText } from "../lib/metrics/mod.ts";
+import type { MetricsSnapshot, RunStatus } from "../lib/metrics/types.ts";
+import {
+  type DeviceChoice,
+  type OpenedSanitizer,
+  openSanitizer,
+} from "../lib/sanitize/open_sanitizer.ts";
 import type { VerifyMode } from "../lib/sanitize/types.ts";
-import { CacheTracer } from "../lib/tracer/mod.ts";
+import { CacheTracer, type TracerStats } from "../lib/tracer/mod.ts";
 import {
   parseWorkload,
   runWorkload,
@@ -33,6 +39,7 @@ import {
   envNumber,
   envString,
   numberOption,
+  printError,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
@@ -95,7 +102,8 @@ export function traceCommand() {
       "Run a workload through the tracer and write the evidence: the forensic log, " +
         "coverage.json and metrics.prom. With no options: a synthetic multi-tenant workload " +
         "on the CPU. Exits 0 when the run completed (kvh gate judges the metrics), 1 on bad " +
-        "input or I/O failure.",
+        "input or I/O failure, 130/143 after SIGINT/SIGTERM (the log is flushed and the " +
+        "metrics say run_status interrupted).",
     )
     .addOption(
       new Option("--device <device>", "sanitizer device").choices(["cpu", "cuda", "webgpu", "auto"])
@@ -213,59 +221,96 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     : ["read", "write", "ffi"];
   await revokePermissionsExcept(keep);
 
-  const workload = await openWorkload(flags);
-  const opened = await openSanitizer(device, { cudaLibraryPath });
-  const log = await openForensicLog({
-    dir: logDir,
-    file: logFile,
-    hmacKey,
-    commitDelayMs: 2,
-    commitRecords: 256,
-  });
-  const tracer = new CacheTracer({
-    sanitizer: opened.sanitizer,
-    audit: log,
-    coverageThresholdPct: coverageThreshold,
-    verify: flags.verify as VerifyMode,
-    verifySamples,
-    doublePass,
-    defaultMaxReuse: maxReuse,
-    defaultTtlSec: ttlSec,
-    anomalies: new AnomalyMonitor(),
-  });
-  if (opened.note) console.error(`kvh: ${opened.note}`);
-
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  Deno.addSignalListener("SIGINT", onSignal);
-  const progress = startProgress(workload.total);
+  // Installed before anything is opened: from here on a signal stops the run in order.
+  const stop = watchStopSignals();
+  let workload: OpenedWorkload | undefined;
+  let opened: OpenedSanitizer | undefined;
+  let log: ForensicLog | undefined;
+  let tracer: CacheTracer | undefined;
   let summary: WorkloadSummary | undefined;
   let failure: unknown;
   try {
-    summary = await runWorkload(tracer, opened.sanitizer, workload.requests, {
-      concurrency: flags.concurrency ?? DEFAULTS.concurrency,
-      onProgress: progress.update,
-      signal: abort.signal,
+    workload = await openWorkload(flags);
+    opened = await openSanitizer(device, { cudaLibraryPath });
+    log = await openForensicLog({
+      dir: logDir,
+      file: logFile,
+      hmacKey,
+      commitDelayMs: 2,
+      commitRecords: 256,
     });
+    tracer = new CacheTracer({
+      sanitizer: opened.sanitizer,
+      audit: log,
+      coverageThresholdPct: coverageThreshold,
+      verify: flags.verify as VerifyMode,
+      verifySamples,
+      doublePass,
+      defaultMaxReuse: maxReuse,
+      defaultTtlSec: ttlSec,
+      anomalies: new AnomalyMonitor(),
+    });
+    if (opened.note) console.error(`kvh: ${opened.note}`);
+    const progress = startProgress(workload.total);
+    try {
+      summary = await runWorkload(tracer, opened.sanitizer, workload.requests, {
+        concurrency: flags.concurrency ?? DEFAULTS.concurrency,
+        onProgress: progress.update,
+        signal: stop.signal,
+      });
+    } finally {
+      progress.stop();
+    }
   } catch (error) {
     failure = error;
-  } finally {
-    progress.stop();
-    Deno.removeSignalListener("SIGINT", onSignal);
   }
   // The evidence is written whatever happened: the log so far must still verify, and the
-  // metrics must say what was done before the failure.
-  try {
-    await tracer.close();
-  } finally {
-    await log.close();
-    await opened.sanitizer.close();
+  // metrics must say what was done before the failure. Closing the workload ends a read that
+  // may still be pending (stdin after a signal), which would otherwise keep the process alive.
+  for (
+    const close of [
+      () => workload?.close(),
+      () => tracer?.close(),
+      () => log?.close(),
+      () => opened?.sanitizer.close(),
+    ]
+  ) {
+    try {
+      await close();
+    } catch (error) {
+      failure ??= error;
+    }
   }
-  const metrics = tracer.metrics();
-  await writeEvidence(metricsJson, metricsProm, metrics);
+  const runStatus: RunStatus = failure !== undefined
+    ? "failed"
+    : stop.received !== undefined
+    ? "interrupted"
+    : "completed";
+  // A log held by another writer means another run owns these metrics files: leave them be.
+  const ownsEvidence = !(failure instanceof KvhError && failure.code === "log_locked");
+  const metrics = tracer?.metrics(runStatus) ??
+    new MetricsCollector({
+      thresholdPct: coverageThreshold,
+      verifyMode: flags.verify,
+      device: opened?.device ?? device,
+    }).snapshot(NO_BUFFERS, runStatus);
+  try {
+    if (ownsEvidence) await writeEvidence(metricsJson, metricsProm, metrics);
+  } catch (error) {
+    // The run's own failure is the one to report; the metrics one is said first.
+    if (failure === undefined) throw error;
+    printError(error);
+  } finally {
+    // Only now: a second signal while the evidence is written must not cut it short.
+    stop.dispose();
+  }
   if (failure !== undefined) throw failure;
-  if (abort.signal.aborted) {
-    throw new KvhError("interrupted", "Interrupted: stopped taking requests after SIGINT");
+  if (stop.received !== undefined) {
+    console.error(
+      `kvh: Interrupted: stopped taking requests after ${stop.received}; ` +
+        `the log and metrics (run_status interrupted) are written`,
+    );
+    return SIGNAL_EXIT_CODES[stop.received];
   }
   const files = {
     log: join(logDir, logFile),
@@ -274,18 +319,61 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   };
   if (flags.json) {
     console.log(
-      JSON.stringify({ summary, device: opened.device, head: log.head, files, metrics }, null, 2),
+      JSON.stringify(
+        { summary, device: opened!.device, head: log!.head, files, metrics },
+        null,
+        2,
+      ),
     );
   } else {
-    console.log(formatSummary(summary!, metrics, opened.device, files, log.head?.seq));
+    console.log(formatSummary(summary!, metrics, opened!.device, files, log!.head?.seq));
   }
   return 0;
 }
 
-async function openWorkload(flags: TraceFlags): Promise<{
+/** Exit codes of a run stopped by a signal (DESIGN.md §3): 128 + the signal's number. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
+
+const NO_BUFFERS: TracerStats = {
+  totalBuffers: 0,
+  activeBuffers: 0,
+  unsanitizedBuffers: 0,
+  quarantinedBuffers: 0,
+  freedBuffers: 0,
+};
+
+/** Turns SIGINT and SIGTERM into an abort, remembering the first signal received. */
+function watchStopSignals() {
+  const abort = new AbortController();
+  let received: StopSignal | undefined;
+  const listeners = (Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]).map((name) => {
+    const listener = () => {
+      received ??= name;
+      abort.abort();
+    };
+    Deno.addSignalListener(name, listener);
+    return [name, listener] as const;
+  });
+  return {
+    signal: abort.signal,
+    get received() {
+      return received;
+    },
+    dispose() {
+      for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+    },
+  };
+}
+
+interface OpenedWorkload {
   requests: Iterable<WorkloadRequest> | AsyncIterable<WorkloadRequest>;
   total?: number;
-}> {
+  /** Ends any pending read of the source. */
+  close(): void;
+}
+
+async function openWorkload(flags: TraceFlags): Promise<OpenedWorkload> {
   if (flags.workload === undefined) {
     const requests = flags.requests ?? DEFAULTS.requests;
     return {
@@ -296,18 +384,36 @@ async function openWorkload(flags: TraceFlags): Promise<{
         seed: flags.seed ?? DEFAULTS.seed,
       }),
       total: requests,
+      close: () => {},
     };
   }
-  if (flags.workload === "-") return { requests: parseWorkload(Deno.stdin.readable, "-") };
+  if (flags.workload === "-") {
+    return {
+      requests: parseWorkload(Deno.stdin.readable, "-"),
+      close: () => closeQuietly(Deno.stdin),
+    };
+  }
   try {
     const file = await Deno.open(flags.workload, { read: true });
-    return { requests: parseWorkload(file.readable, flags.workload) };
+    return {
+      requests: parseWorkload(file.readable, flags.workload),
+      close: () => closeQuietly(file),
+    };
   } catch (error) {
     throw new KvhError(
       "workload_unreadable",
       `Cannot read --workload ${flags.workload}: ${describeIoError(error)}`,
       { cause: error },
     );
+  }
+}
+
+// A source read to its end was closed by its stream already.
+function closeQuietly(resource: { close(): void }) {
+  try {
+    resource.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
   }
 }
 

@@ -22,7 +22,10 @@ export interface RunWorkloadOptions {
   concurrency?: number;
   /** Called after each request with the number done so far. */
   onProgress?: (done: number) => void;
-  /** Stops taking new requests once aborted (requests in flight finish). */
+  /**
+   * Stops taking new requests once aborted, even while a read of `requests` is pending;
+   * requests in flight finish.
+   */
   signal?: AbortSignal;
 }
 
@@ -68,7 +71,8 @@ export function tenantPattern(
 
 /**
  * Runs every request through the tracer. A policy refusal (quarantine) is counted and the run
- * goes on; any other failure — a log that cannot be written above all — ends it.
+ * goes on; any other failure — a log that cannot be written above all, or a bad workload
+ * line — ends it once the requests in flight have finished, and is then thrown.
  *
  * @param tracer The tracer (its metrics hold the outcome).
  * @param sanitizer The tracer's backend, used to write the tenants' bytes.
@@ -146,8 +150,31 @@ export async function runWorkload(
 
   const inFlight = new Set<Promise<void>>();
   let failure: unknown = undefined;
-  for await (const request of requests) {
-    if (failure !== undefined || signal?.aborted) break;
+  const iterator = Symbol.asyncIterator in requests
+    ? requests[Symbol.asyncIterator]()
+    : requests[Symbol.iterator]();
+  // A workload read can block for as long as its writer likes (stdin from a slow producer):
+  // an abort must not wait for the next line.
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (signal?.aborted) resolve("aborted");
+    signal?.addEventListener("abort", () => resolve("aborted"), { once: true });
+  });
+  let exhausted = false;
+  while (failure === undefined && !signal?.aborted) {
+    let step: IteratorResult<WorkloadRequest> | "aborted";
+    try {
+      step = await Promise.race([iterator.next(), aborted]);
+    } catch (error) {
+      // A bad workload line: the requests already taken still finish before it is reported.
+      failure = error;
+      break;
+    }
+    if (step === "aborted") break;
+    if (step.done) {
+      exhausted = true;
+      break;
+    }
+    const request = step.value;
     summary.requests++;
     summary.kvBytes += kvBytes(request);
     const task = serve(request).catch((error) => {
@@ -164,6 +191,9 @@ export async function runWorkload(
     inFlight.add(task);
     if (inFlight.size >= concurrency) await Promise.race(inFlight);
   }
+  // Releases the source as `for await` would; not awaited, since a generator's return() runs
+  // only after a read still pending.
+  if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
   await Promise.all(inFlight);
   summary.elapsedMs = performance.now() - started;
   if (failure !== undefined) throw failure;

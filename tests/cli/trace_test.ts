@@ -37,6 +37,25 @@ async function withDir(fn: (dir: string) => Promise<void>) {
   }
 }
 
+/** A valid workload request. */
+const REQUEST = {
+  tenant_id: "acme",
+  request_id: "r",
+  model_id: "m",
+  tokens: 16,
+  layers: 2,
+  kv_heads: 2,
+  head_dim: 64,
+  dtype: "float16",
+};
+
+async function readMetrics(dir: string) {
+  return {
+    json: JSON.parse(await Deno.readTextFile(`${dir}/coverage.json`)),
+    prom: await Deno.readTextFile(`${dir}/metrics.prom`),
+  };
+}
+
 const promtool = await Deno.stat("/usr/bin/promtool").then(() => true).catch(() => false);
 
 Deno.test("kvh trace with no arguments writes verified evidence with zero quarantines", async () => {
@@ -114,16 +133,7 @@ Deno.test("kvh trace --verify none reports coverage as unverified 0", async () =
 
 Deno.test("kvh trace --workload replays JSONL and names the bad line, leaving a verifiable log", async () => {
   await withDir(async (dir) => {
-    const good = {
-      tenant_id: "acme",
-      request_id: "r1",
-      model_id: "m",
-      tokens: 16,
-      layers: 2,
-      kv_heads: 2,
-      head_dim: 64,
-      dtype: "float16",
-    };
+    const good = { ...REQUEST, request_id: "r1" };
     const lines = [good, { ...good, tenant_id: "globex", request_id: "r2" }].map((r) =>
       JSON.stringify(r)
     );
@@ -134,6 +144,10 @@ Deno.test("kvh trace --workload replays JSONL and names the bad line, leaving a 
     const report = await verifyLog(`${dir}/forensics/kv_cache.log`);
     assert.equal(report.ok, true);
     assert.ok(report.records >= 8);
+    const failed = await readMetrics(`${dir}/forensics`);
+    assert.equal(failed.json.run_status, "failed");
+    assert.equal(failed.json.freed_total, 2, "the two good requests are counted");
+    assert.match(failed.prom, /^kvh_run_status\{status="failed"\} 1$/m);
     const piped = await kvh(["trace", "--workload", "-", "--log-dir", "p"], {
       cwd: dir,
       stdin: lines.join("\n"),
@@ -186,5 +200,70 @@ Deno.test("kvh trace honours sample verification, double pass and an HMAC key", 
     assert.equal(report.mac_checked, true);
     const metrics = JSON.parse(await Deno.readTextFile(`${dir}/forensics/coverage.json`));
     assert.equal(metrics.verify_mode, "sample");
+  });
+});
+
+for (const [signal, exitCode] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  Deno.test(`kvh trace on ${signal} flushes the log, marks the metrics interrupted and exits ${exitCode}`, async () => {
+    await withDir(async (dir) => {
+      const completed = await kvh(["trace", "--requests", "4"], { cwd: dir });
+      assert.equal(completed.code, 0, completed.stderr);
+      assert.equal((await readMetrics(`${dir}/forensics`)).json.run_status, "completed");
+      // A workload whose producer sends three requests and then keeps the pipe open: the run
+      // is blocked on its next line when the signal comes.
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", MAIN, "trace", "--workload", "-"],
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const writer = child.stdin.getWriter();
+      const lines = [1, 2, 3].map((i) => JSON.stringify({ ...REQUEST, request_id: `r${i}` }));
+      await writer.write(new TextEncoder().encode(lines.join("\n") + "\n"));
+      const log = `${dir}/forensics/kv_cache.log`;
+      const before = (await Deno.readTextFile(log)).split("\n").length;
+      // Each request logs allocate/reuse, in_use, sanitize and free: wait for all twelve.
+      await pollUntil(async () => (await Deno.readTextFile(log)).split("\n").length >= before + 12);
+      child.kill(signal);
+      const { code, signal: killedBy, stderr } = await child.output();
+      await writer.close().catch(() => {});
+      assert.equal(killedBy, null, "kvh must exit by itself, not die of the signal");
+      assert.equal(code, exitCode, new TextDecoder().decode(stderr));
+      assert.match(new TextDecoder().decode(stderr), new RegExp(`Interrupted.*after ${signal}`));
+      const verify = await kvh(["verify", "forensics/kv_cache.log"], { cwd: dir });
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+      const metrics = await readMetrics(`${dir}/forensics`);
+      assert.equal(metrics.json.run_status, "interrupted");
+      assert.equal(metrics.json.freed_total, 3);
+      assert.match(metrics.prom, /^kvh_run_status\{status="interrupted"\} 1$/m);
+      assert.match(metrics.prom, /^kvh_run_status\{status="completed"\} 0$/m);
+    });
+  });
+}
+
+/** Polls `condition` every 20 ms until it holds; fails after a minute. */
+async function pollUntil(condition: () => Promise<boolean>) {
+  const deadline = Date.now() + 60_000;
+  while (!(await condition().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error("Condition not met within 60 s");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("kvh trace on a device that cannot be opened replaces earlier metrics with failed ones", async () => {
+  await withDir(async (dir) => {
+    const completed = await kvh(["trace", "--requests", "4"], { cwd: dir });
+    assert.equal(completed.code, 0, completed.stderr);
+    const failed = await kvh(["trace", "--device", "cuda"], {
+      cwd: dir,
+      env: { KVH_CUDA_LIB: `${dir}/missing.so` },
+    });
+    assert.equal(failed.code, 1);
+    const metrics = await readMetrics(`${dir}/forensics`);
+    assert.equal(metrics.json.run_status, "failed");
+    assert.equal(metrics.json.total_buffers, 0);
+    assert.match(metrics.prom, /^kvh_run_status\{status="failed"\} 1$/m);
   });
 });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { CacheTracer } from "../../lib/tracer/mod.ts";
 import { CpuSanitizer } from "../../lib/sanitize/cpu.ts";
-import { kvBytes, runWorkload, syntheticWorkload, tenantPattern } from "../../lib/workload/mod.ts";
+import {
+  kvBytes,
+  runWorkload,
+  syntheticWorkload,
+  tenantPattern,
+  type WorkloadRequest,
+} from "../../lib/workload/mod.ts";
 import { MemorySink } from "../tracer/_sinks.ts";
 
 Deno.test("syntheticWorkload() is reproducible and uses several tenants, models and sizes", () => {
@@ -65,4 +71,49 @@ Deno.test("runWorkload() stops on a log failure and when aborted", async () => {
   assert.equal(summary.requests, 0);
   await assert.rejects(runWorkload(ok, sanitizer, [], { concurrency: 0 }), RangeError);
   assert.ok(tenantPattern({ tenant_id: "a", request_id: "b" }).length > 0);
+});
+
+Deno.test("runWorkload() stops when aborted while the workload read is still pending", async () => {
+  const sanitizer = new CpuSanitizer();
+  const tracer = new CacheTracer({ sanitizer, audit: new MemorySink() });
+  const abort = new AbortController();
+  let returned = false;
+  const [first] = syntheticWorkload({ requests: 1 });
+  // A producer that sends one request and then goes quiet for good.
+  const stalled: AsyncIterable<WorkloadRequest> = {
+    [Symbol.asyncIterator]: () => {
+      let sent = false;
+      return {
+        next: () => {
+          if (sent) return new Promise<never>(() => {});
+          sent = true;
+          return Promise.resolve({ done: false, value: first! });
+        },
+        return: () => {
+          returned = true;
+          return Promise.resolve({ done: true, value: undefined });
+        },
+      };
+    },
+  };
+  const summary = await runWorkload(tracer, sanitizer, stalled, {
+    signal: abort.signal,
+    onProgress: () => abort.abort(),
+  });
+  assert.equal(summary.requests, 1);
+  assert.equal(summary.completed, 1);
+  assert.ok(returned, "the source is released");
+  await tracer.close();
+});
+
+Deno.test("runWorkload() finishes the requests in flight before reporting a bad workload line", async () => {
+  const sanitizer = new CpuSanitizer();
+  const tracer = new CacheTracer({ sanitizer, audit: new MemorySink() });
+  async function* broken() {
+    yield* syntheticWorkload({ requests: 3 });
+    throw new Error("Invalid workload w:4: malformed JSON");
+  }
+  await assert.rejects(runWorkload(tracer, sanitizer, broken(), { concurrency: 3 }), /w:4/);
+  assert.equal(tracer.metrics().freed_total, 3);
+  await tracer.close();
 });
