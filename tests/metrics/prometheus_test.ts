@@ -151,3 +151,18 @@ Deno.test("percentile() interpolates like numpy and rejects bad percentiles", ()
   assert.equal(percentile([1, 2, 3, 4, 5], 95), 4.8);
   assert.throws(() => percentile([1], 101), RangeError);
 });
+
+Deno.test("toPrometheusText() reports the run status as a state set matching the JSON", () => {
+  for (const status of RUN_STATUSES) {
+    const snapshot = sample().snapshot(STATS, status);
+    assert.equal(snapshot.run_status, status);
+    const lines = toPrometheusText(snapshot).split("\n").filter((l) =>
+      l.startsWith("kvh_run_status{")
+    );
+    assert.deepEqual(
+      lines,
+      RUN_STATUSES.map((s) => `kvh_run_status{status="${s}"} ${s === status ? 1 : 0}`),
+    );
+  }
+  assert.equal(sample().snapshot(STATS).run_status, "running");
+});
