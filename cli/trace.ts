@@ -53,6 +53,12 @@ import {
  */
 export const TRACE_DEFAULT_MAX_REUSE = 1000;
 
+/**
+ * Smallest rotation size `--max-log-bytes` takes: a page, a dozen records, so a typo such as
+ * `--max-log-bytes 64` cannot turn every record into a file of its own.
+ */
+const MIN_LOG_BYTES = 4096;
+
 const DEFAULTS = {
   device: "cpu",
   tenants: 4,
@@ -64,6 +70,7 @@ const DEFAULTS = {
   logFile: "kv_cache.log",
   coverageThreshold: 99.9,
   verifySamples: 4096,
+  maxLogBytes: 64 * 1024 * 1024,
 } as const;
 
 interface TraceFlags {
@@ -76,6 +83,7 @@ interface TraceFlags {
   concurrency?: number;
   logDir?: string;
   logFile?: string;
+  maxLogBytes?: number;
   metricsJson?: string;
   metricsProm?: string;
   verify: string;
@@ -141,6 +149,12 @@ export function traceCommand() {
       `forensic log file name (env LOG_FILE, default ${DEFAULTS.logFile})`,
     )
     .option(
+      "--max-log-bytes <n>",
+      `rotate the active log file before it would grow past n bytes, a decimal of at least ` +
+        `${MIN_LOG_BYTES} (env LOG_MAX_BYTES, default ${DEFAULTS.maxLogBytes}: 64 MiB)`,
+      (text) => parseLogBytes(text, "--max-log-bytes", "flag_invalid"),
+    )
+    .option(
       "--metrics-json <file>",
       "metrics JSON, the Python tool's coverage.json keys and kvh's (default <log-dir>/coverage.json)",
     )
@@ -185,6 +199,11 @@ export function traceCommand() {
 async function runTrace(flags: TraceFlags): Promise<number> {
   const logDir = flags.logDir ?? envString("LOG_DIR") ?? DEFAULTS.logDir;
   const logFile = flags.logFile ?? envString("LOG_FILE") ?? DEFAULTS.logFile;
+  const envLogBytes = envString("LOG_MAX_BYTES");
+  const maxLogBytes = flags.maxLogBytes ??
+    (envLogBytes === undefined
+      ? DEFAULTS.maxLogBytes
+      : parseLogBytes(envLogBytes, "LOG_MAX_BYTES", "env_invalid"));
   const metricsJson = flags.metricsJson ?? join(logDir, "coverage.json");
   const metricsProm = flags.metricsProm ?? envString("METRICS_FILE") ??
     join(logDir, "metrics.prom");
@@ -236,6 +255,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       dir: logDir,
       file: logFile,
       hmacKey,
+      maxBytes: maxLogBytes,
       commitDelayMs: 2,
       commitRecords: 256,
     });
@@ -329,6 +349,20 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     console.log(formatSummary(summary!, metrics, opened!.device, files, log!.head?.seq));
   }
   return 0;
+}
+
+// Decimal digits only: Number() would also take `0x1000`, `1e4` and `4096.0`.
+function parseLogBytes(text: string, name: string, code: "flag_invalid" | "env_invalid"): number {
+  const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < MIN_LOG_BYTES) {
+    throw new KvhError(
+      code,
+      `Invalid ${name}: expected a decimal byte count of at least ${MIN_LOG_BYTES}, got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return value;
 }
 
 /** Exit codes of a run stopped by a signal (DESIGN.md §3): 128 + the signal's number. */

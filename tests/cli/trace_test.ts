@@ -267,3 +267,46 @@ Deno.test("kvh trace on a device that cannot be opened replaces earlier metrics 
     assert.match(metrics.prom, /^kvh_run_status\{status="failed"\} 1$/m);
   });
 });
+
+Deno.test("kvh trace --max-log-bytes and LOG_MAX_BYTES rotate the log at the size given", async () => {
+  await withDir(async (dir) => {
+    for (
+      const [logDir, args, env] of [
+        ["flag", ["--max-log-bytes", "4096"], {}],
+        ["env", [], { LOG_MAX_BYTES: "4096" }],
+      ] as const
+    ) {
+      const run = await kvh(["trace", "--requests", "20", "--log-dir", logDir, ...args], {
+        cwd: dir,
+        env,
+      });
+      assert.equal(run.code, 0, run.stderr);
+      const files = [...Deno.readDirSync(`${dir}/${logDir}`)].filter((f) =>
+        f.name.startsWith("kv_cache") && f.name.endsWith(".log")
+      );
+      assert.ok(files.length >= 5, `only ${files.length} log files`);
+      for (const file of files) {
+        assert.ok(Deno.statSync(`${dir}/${logDir}/${file.name}`).size <= 4096, file.name);
+      }
+      const report = await verifyLog(`${dir}/${logDir}/kv_cache.log`);
+      assert.equal(report.ok, true, JSON.stringify(report.failure));
+      assert.equal(report.files, files.length);
+    }
+    for (const bad of ["0x1000", "1e4", "4096.0", "100"]) {
+      const flag = await kvh(["trace", "--max-log-bytes", bad, "--log-dir", "bad"], { cwd: dir });
+      assert.equal(flag.code, 1, bad);
+      assert.match(flag.stderr, /Invalid --max-log-bytes: expected a decimal byte count/);
+    }
+    const env = await kvh(["trace", "--log-dir", "bad"], {
+      cwd: dir,
+      env: { LOG_MAX_BYTES: "64MiB" },
+    });
+    assert.equal(env.code, 1);
+    assert.match(env.stderr, /Invalid LOG_MAX_BYTES: expected a decimal byte count/);
+    assert.equal(
+      await Deno.stat(`${dir}/bad`).catch(() => null),
+      null,
+      "a refused run writes nothing",
+    );
+  });
+});
