@@ -46,6 +46,9 @@ const COMMANDS: Record<string, CommandEntry> = {
   prune: {
     load: async () => (await import("./prune.ts")).pruneCommand(),
   },
+  keygen: {
+    load: async () => (await import("./keygen.ts")).keygenCommand(),
+  },
 };
 
 async function buildProgram(): Promise<AnyCommand> {

@@ -20,3 +20,24 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from "./proof.ts";
+export {
+  type Checkpoint,
+  formatCheckpoint,
+  logOrigin,
+  openCheckpoint,
+  ORIGIN_PREFIX,
+  parseCheckpoint,
+  signCheckpoint,
+} from "./checkpoint.ts";
+export {
+  generateNoteKey,
+  NoteError,
+  type NoteFailure,
+  type NoteSigner,
+  type NoteVerifier,
+  openNote,
+  parseSignerKey,
+  parseVerifierKey,
+  signNote,
+} from "./note.ts";
+export { type KeyPairFiles, writeKeyPair } from "./write_key_pair.ts";
