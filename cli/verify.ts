@@ -8,6 +8,7 @@ import { Command } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
 import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
+import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import {
   envString,
   numberOption,
@@ -50,6 +51,8 @@ export function verifyCommand() {
         const path = resolveLogPath(log, options.logDir, options.logFile);
         const hmacKey = await resolveHmacKey(options.hmacKeyFile);
         const out = options.out ?? envString("VERDICT_OUT");
+        // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
+        loadNativeDigests();
         await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
         const report = await verifyLog(path, {
           hmacKey,

@@ -7,6 +7,7 @@
  * @module
  */
 import { JsonObject, JsonParseError, type JsonValue, parseJson } from "./_json.ts";
+import { confirmDigests } from "./_digest_batch.ts";
 import { checkV1Record } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
 import { decodeLines, type LineProblem } from "./reader.ts";
@@ -50,6 +51,13 @@ export interface CheckLineOptions {
   /** Accept NaN/Infinity tokens in v1 lines. */
   allowNonFinite?: boolean;
   /**
+   * Hash with the native batch checker (lib/forensic/native_digest.ts) when it is available;
+   * `false` keeps every digest in node:crypto. Both give the same results.
+   *
+   * @default {true}
+   */
+  nativeDigests?: boolean;
+  /**
    * Longest line checked, in bytes (used by {@linkcode checkLines}).
    *
    * @default {16777216}
@@ -66,11 +74,14 @@ export interface CheckLineOptions {
  */
 export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineResult[] {
   const decoded = decodeLines(bytes, options.maxLineBytes);
+  const confirmed = options.nativeDigests === false
+    ? undefined
+    : confirmDigests(decoded, options.key);
   const results: LineResult[] = new Array(decoded.length);
   for (let i = 0; i < decoded.length; i++) {
     const text = decoded[i]!;
     results[i] = typeof text === "string"
-      ? checkLine(text, options)
+      ? checkLine(text, options, confirmed?.[i])
       : { kind: "unreadable", problem: text.problem };
   }
   return results;
@@ -81,11 +92,12 @@ export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineRe
  *
  * @param text The line without its `\n`.
  * @param options Key and v1 compatibility.
+ * @param confirmed Digests the native batch checker confirmed (see checkV2Line).
  * @returns The record's chain fields, `blank`, or the first failing check.
  */
-export function checkLine(text: string, options: CheckLineOptions): LineResult {
+export function checkLine(text: string, options: CheckLineOptions, confirmed = 0): LineResult {
   if (text.trim() === "") return { kind: "blank" };
-  if (splicedBodyEnd(text) >= 0) return checkV2(text, options.key);
+  if (splicedBodyEnd(text) >= 0) return checkV2(text, options.key, confirmed);
   // A v1 line is parsed once: when the strict parse finds curr_hash and no v, detectFormat would
   // say v1 too (JSON.parse sees the same members, or fails on NaN and its fallback finds
   // curr_hash), so the parse is handed on instead of repeated.
@@ -115,8 +127,8 @@ function detectFormat(text: string): "v1" | "v2" {
   }
 }
 
-function checkV2(text: string, key: Uint8Array | undefined): LineResult {
-  const checked = checkV2Line(text, key);
+function checkV2(text: string, key: Uint8Array | undefined, confirmed = 0): LineResult {
+  const checked = checkV2Line(text, key, confirmed);
   if (!checked.ok) {
     return { kind: "fail", format: "v2", reason: checked.reason, detail: checked.detail };
   }

@@ -6,8 +6,11 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  nativeLibraryCandidates,
+  type NativeLibraryLocation,
+  openNativeLibrary,
+} from "../../ffi/native/open_library.ts";
 import { type CpuKernels, TS_CPU_KERNELS } from "./cpu.ts";
 
 /** File name of the library. */
@@ -33,20 +36,7 @@ const SYMBOLS = {
 const MIB = 1024 * 1024;
 
 /** Options of {@linkcode loadNativeCpuKernels}. */
-export interface NativeCpuKernelsOptions {
-  /**
-   * Explicit path of the library; when given it is the only candidate.
-   *
-   * @default {undefined}
-   */
-  libraryPath?: string;
-  /**
-   * Path of the running executable: a `deno compile`d kvh looks for the library beside it
-   * first, then in `ffi/native/build/` of this checkout.
-   *
-   * @default {Deno.execPath()}
-   */
-  execPath?: string;
+export interface NativeCpuKernelsOptions extends NativeLibraryLocation {
   /**
    * Threads per call.
    *
@@ -82,30 +72,7 @@ export interface NativeCpuKernelsOptions {
  * ```
  */
 export function nativeCpuLibraryCandidates(options: NativeCpuKernelsOptions = {}): string[] {
-  if (options.libraryPath !== undefined) return [options.libraryPath];
-  const beside = join(dirname(options.execPath ?? Deno.execPath()), NATIVE_CPU_LIBRARY_NAME);
-  const built = join(
-    dirname(fileURLToPath(import.meta.url)),
-    "..",
-    "..",
-    "ffi",
-    "native",
-    "build",
-    NATIVE_CPU_LIBRARY_NAME,
-  );
-  return [beside, built];
-}
-
-function granted(name: "ffi" | "read"): boolean {
-  return Deno.permissions.querySync({ name }).state === "granted";
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
+  return nativeLibraryCandidates(NATIVE_CPU_LIBRARY_NAME, options);
 }
 
 /**
@@ -131,19 +98,13 @@ function isFile(path: string): boolean {
 export function loadNativeCpuKernels(
   options: NativeCpuKernelsOptions = {},
 ): CpuKernels | undefined {
-  if (!granted("ffi") || !granted("read")) return undefined;
-  const path = nativeCpuLibraryCandidates(options).find(isFile);
-  if (path === undefined) return undefined;
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen(path, SYMBOLS);
-  } catch {
-    return undefined;
-  }
-  if (library.symbols.kvh_cpu_abi_version() !== ABI_VERSION) {
-    library.close();
-    return undefined;
-  }
+  const library = openNativeLibrary(
+    NATIVE_CPU_LIBRARY_NAME,
+    SYMBOLS,
+    { symbol: "kvh_cpu_abi_version", version: ABI_VERSION },
+    options,
+  );
+  if (library === undefined) return undefined;
   const symbols = library.symbols;
   const threads = Math.max(1, Math.min(8, options.threads ?? navigator.hardwareConcurrency));
   const minBytes = options.minBytes ?? 16 * MIB;

@@ -1,0 +1,116 @@
+/**
+ * The Deno FFI binding of `libkvh_hash.so` (ffi/native/kvh_hash.c, built by
+ * ffi/native/build.sh): checks the SHA-256 and HMAC-SHA256 of many log records in one call, so
+ * verify pays the FFI crossing once per run of lines instead of node:crypto's per-call cost per
+ * record. Optional: without the library (or the `ffi` permission) {@linkcode loadNativeDigests}
+ * returns `undefined` and verify hashes through `sha256Hex` and `hmacHex` of digest.ts.
+ *
+ * @module
+ */
+import { type NativeLibraryLocation, openNativeLibrary } from "../../ffi/native/open_library.ts";
+
+/** File name of the library. */
+export const NATIVE_DIGEST_LIBRARY_NAME = "libkvh_hash.so";
+
+/** Words per record in the description table of {@linkcode NativeDigests.check}. */
+export const DIGEST_DESC_WORDS = 6;
+
+/** The MAC offset of a record that has no MAC to check. */
+export const NO_MAC = 0xffff_ffff;
+
+const ABI_VERSION = 1;
+
+const SYMBOLS = {
+  kvh_hash_abi_version: { parameters: [], result: "u32" },
+  kvh_hash_check: {
+    parameters: ["buffer", "u64", "buffer", "u32", "buffer", "u32", "buffer"],
+    result: "void",
+  },
+} as const;
+
+/** Batch digest checks in native code. */
+export interface NativeDigests {
+  /**
+   * Checks `count` records over `data`. Record `i` is described by `desc[6i .. 6i+5]`, offsets
+   * into `data`: message offset and length, suffix offset and length (hashed after the message;
+   * length 0 for none), offset of the 64 lowercase hex digits its SHA-256 must equal, and
+   * offset of those its HMAC-SHA256 must equal ({@linkcode NO_MAC} for none).
+   *
+   * @param data Messages and expected digests.
+   * @param desc The description table.
+   * @param count Records described.
+   * @param key The HMAC key; `undefined` or empty checks no MAC.
+   * @param out Per record: bit 0 set when the hash matches, bit 1 when the MAC matches. A range
+   * outside `data` gives 0.
+   */
+  check(
+    data: Uint8Array,
+    desc: Uint32Array,
+    count: number,
+    key: Uint8Array | undefined,
+    out: Uint8Array,
+  ): void;
+}
+
+let loaded: NativeDigests | null | undefined;
+
+/**
+ * Loads the native digest checker, or returns `undefined` when it cannot be used (see
+ * `openNativeLibrary` in ffi/native/open_library.ts). With no location given the result is
+ * memoised, so a command can load it before it revokes the `ffi` permission and use it after.
+ *
+ * @param location Where to look; by default beside the executable, then `ffi/native/build/`.
+ * @returns The checker, or `undefined`.
+ *
+ * @example Usage
+ * ```ts
+ * import { DIGEST_DESC_WORDS, loadNativeDigests, NO_MAC } from "./native_digest.ts";
+ * import { sha256Hex } from "./digest.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const native = loadNativeDigests();
+ * if (native !== undefined) {
+ *   const data = new TextEncoder().encode("abc" + sha256Hex("abc"));
+ *   const desc = new Uint32Array([0, 3, 0, 0, 3, NO_MAC]);
+ *   const out = new Uint8Array(1);
+ *   native.check(data, desc, desc.length / DIGEST_DESC_WORDS, undefined, out);
+ *   assert.equal(out[0], 1);
+ * }
+ * ```
+ */
+export function loadNativeDigests(
+  location?: NativeLibraryLocation,
+): NativeDigests | undefined {
+  if (location === undefined && loaded !== undefined) return loaded ?? undefined;
+  const library = openNativeLibrary(
+    NATIVE_DIGEST_LIBRARY_NAME,
+    SYMBOLS,
+    { symbol: "kvh_hash_abi_version", version: ABI_VERSION },
+    location,
+  );
+  const digests = library === undefined ? undefined : bind(library.symbols);
+  if (location === undefined) loaded = digests ?? null;
+  return digests;
+}
+
+const NO_KEY = new Uint8Array(1);
+
+function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDigests {
+  return {
+    check(data, desc, count, key, out) {
+      if (desc.length < count * DIGEST_DESC_WORDS || out.length < count) {
+        throw new RangeError(`Cannot check ${count} digests: the table or output is too short`);
+      }
+      const keyed = key !== undefined && key.length > 0;
+      symbols.kvh_hash_check(
+        data,
+        BigInt(data.length),
+        desc,
+        count,
+        keyed ? key : NO_KEY,
+        keyed ? key.length : 0,
+        out,
+      );
+    },
+  };
+}
