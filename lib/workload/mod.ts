@@ -7,6 +7,7 @@
 export { kvBytes, kvShape } from "./kv_shape.ts";
 export {
   MAX_REQUEST_BYTES,
+  MAX_WORKLOAD_LINE_BYTES,
   parseWorkload,
   parseWorkloadLine,
   WorkloadError,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseWorkload, WorkloadError } from "../../lib/workload/mod.ts";
+import { MAX_WORKLOAD_LINE_BYTES, parseWorkload, WorkloadError } from "../../lib/workload/mod.ts";
 
 const GOOD = {
   tenant_id: "acme",
@@ -66,4 +66,67 @@ Deno.test("parseWorkload() rejects invalid UTF-8 with its line", async () => {
   );
   assert.ok(error instanceof WorkloadError);
   assert.match(error.message, /invalid UTF-8/);
+});
+
+Deno.test("parseWorkload() rejects a duplicate key, however it is spelled", async () => {
+  const line = JSON.stringify(GOOD).replace(
+    '{"tenant_id":"acme"',
+    '{"tenant_id":"evil","tenant_id":"acme"',
+  );
+  assert.match((await failure(line)).message, /w\.jsonl:1: duplicate key "tenant_id"/);
+  const escaped = JSON.stringify(GOOD).replace("}", ',"dty\\u0070e" : "int8"}');
+  assert.match((await failure(`\n${escaped}`)).message, /w\.jsonl:2: duplicate key "dtype"/);
+  // The same text as a value, or a key inside a string, is not a duplicate.
+  const valued = await failure(JSON.stringify({ ...GOOD, model_id: "tenant_id", x: '"dtype":' }));
+  assert.match(valued.message, /Unrecognized key: "x"/);
+});
+
+// A source that hands out chunks of `size` bytes of one line on demand and counts how many
+// were taken; it fails after four times the cap, so a parser without one fails fast.
+function endlessLine(size: number) {
+  let pulled = 0;
+  const chunk = new TextEncoder().encode('{"tenant_id":"' + "a".repeat(size)).subarray(0, size);
+  const source = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      pulled++;
+      if (pulled * size > 4 * MAX_WORKLOAD_LINE_BYTES) controller.error(new Error("Read too far"));
+      else controller.enqueue(chunk.slice());
+    },
+  }, { highWaterMark: 0 });
+  return { source, pulled: () => pulled };
+}
+
+Deno.test("parseWorkload() refuses a line over the cap after reading just past the cap", async () => {
+  const chunk = 1024;
+  const { source, pulled } = endlessLine(chunk);
+  const error = await Array.fromAsync(parseWorkload(source, "w")).catch((e) => e);
+  assert.ok(error instanceof WorkloadError, String(error));
+  assert.equal(error.line, 1);
+  assert.match(error.message, new RegExp(`line longer than ${MAX_WORKLOAD_LINE_BYTES} bytes`));
+  // The old splitter read the whole input (here: forever), re-splitting the growing line
+  // at every chunk.
+  assert.equal(pulled(), MAX_WORKLOAD_LINE_BYTES / chunk + 1);
+});
+
+Deno.test("parseWorkload() reassembles lines split anywhere, up to the cap", async () => {
+  const lines = [
+    JSON.stringify(GOOD),
+    JSON.stringify({ ...GOOD, request_id: "r2", model_id: "m".repeat(100) }),
+    // A line of exactly the cap: padded with spaces, which JSON allows.
+    JSON.stringify({ ...GOOD, request_id: "r3" }).padEnd(MAX_WORKLOAD_LINE_BYTES, " "),
+  ];
+  const bytes = new TextEncoder().encode(lines.join("\n"));
+  for (const size of [1, 3, 4096, bytes.length]) {
+    const chunks = [];
+    for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.slice(i, i + size));
+    const requests = await Array.fromAsync(parseWorkload(ReadableStream.from(chunks), "w"));
+    assert.deepEqual(requests.map((r) => r.request_id), ["r1", "r2", "r3"], `chunks of ${size}`);
+  }
+  // A character of two bytes split between chunks is decoded whole, not as invalid UTF-8.
+  const accented = new TextEncoder().encode(JSON.stringify({ ...GOOD, tenant_id: "é" }));
+  const split = ReadableStream.from([...accented].map((byte) => new Uint8Array([byte])));
+  const error = await Array.fromAsync(parseWorkload(split, "w")).catch((e) => e);
+  assert.match(error.message, /w:1: tenant_id: only/);
+  const over = `${lines[2]} \n`;
+  assert.match((await failure(over)).message, /w\.jsonl:1: line longer than/);
 });
