@@ -8,10 +8,12 @@
  */
 // Type-only: loading commander costs ~45 ms, which `kvh gate`'s fast path avoids (CommandEntry.fast).
 import type { Command } from "@commander-js/extra-typings";
+import { describeIoError, KvhError } from "../lib/errors.ts";
+import config from "../deno.json" with { type: "json" };
 import { printError } from "./_common.ts";
 
-/** Version printed by `kvh --version`. */
-export const VERSION = "0.1.0";
+/** kvh's version: the `version` of deno.json, the one the container images are tagged with. */
+export const VERSION: string = config.version;
 
 // deno-lint-ignore no-explicit-any -- commander's typed Command carries per-command generics that differ between subcommands; the tree only needs the base shape.
 type AnyCommand = Command<any, any, any>;
@@ -51,16 +53,63 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
 };
 
-async function buildProgram(): Promise<AnyCommand> {
+/**
+ * Builds the `kvh` command tree with the subcommands in `names` (every one by default) without
+ * running anything, so tests and tools can parse a command line with kvh's own rules.
+ *
+ * @param names Subcommands to load; loading one imports its module.
+ * @returns The program; its errors throw a `CommanderError` instead of exiting.
+ */
+export async function buildProgram(
+  names: readonly string[] = Object.keys(COMMANDS),
+): Promise<AnyCommand> {
   const { Command } = await import("@commander-js/extra-typings");
-  return new Command("kvh")
+  const program = new Command("kvh")
     .description(
       "KV-cache hygiene for multi-tenant LLM serving: scrub, prove, verify, gate.\n\n" +
         "Exit codes: 0 success, 1 usage or operational error, 2 policy or integrity failure.",
     )
-    .version(VERSION)
+    .version(VERSION, "-V, --version", "print the kvh and Deno versions and the CUDA library")
     .showHelpAfterError("(run kvh --help for usage)")
     .exitOverride();
+  for (const name of names) {
+    const command = await COMMANDS[name]!.load();
+    program.addCommand(command.exitOverride());
+  }
+  return program;
+}
+
+/**
+ * What `kvh --version` prints: kvh's version, Deno's, and where the CUDA and native CPU
+ * libraries were found (the first existing candidate of each binding's search order), or that
+ * they were not.
+ */
+async function versionText(): Promise<string> {
+  const { cudaLibraryCandidates } = await import("../ffi/cuda/binding.ts");
+  const { nativeCpuLibraryCandidates } = await import("../lib/sanitize/native.ts");
+  const cudaPath = Deno.env.get("KVH_CUDA_LIB");
+  const libraries = [
+    ["cuda library", cudaLibraryCandidates({ libraryPath: cudaPath || undefined })],
+    ["cpu library", nativeCpuLibraryCandidates()],
+  ] as const;
+  const lines = [`kvh ${VERSION}`, `deno ${Deno.version.deno}`];
+  for (const [label, candidates] of libraries) {
+    const found = candidates.find(isFile);
+    lines.push(
+      found === undefined
+        ? `${label}: not found (looked in ${candidates.join(", ")})`
+        : `${label}: found at ${found}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -74,14 +123,15 @@ export async function main(args: string[]): Promise<number> {
     : undefined;
   const fastCode = fast === undefined ? undefined : await fast(args.slice(1));
   if (fastCode !== undefined) return fastCode;
-  const program = await buildProgram();
+  if (args.length === 1 && (first === "--version" || first === "-V")) {
+    console.log(await versionText());
+    return 0;
+  }
   const { CommanderError } = await import("@commander-js/extra-typings");
   const name = args.find((arg) => !arg.startsWith("-"));
-  const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
-  for (const key of wanted) {
-    const command = await COMMANDS[key]!.load();
-    program.addCommand(command.exitOverride());
-  }
+  const program = await buildProgram(
+    name !== undefined && Object.hasOwn(COMMANDS, name) ? [name] : Object.keys(COMMANDS),
+  );
   try {
     await program.parseAsync(args, { from: "user" });
   } catch (error) {
@@ -94,6 +144,28 @@ export async function main(args: string[]): Promise<number> {
   return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
 }
 
+/**
+ * `deno task kvh` runs in the folder of deno.json, so the task passes the caller's folder (the
+ * `INIT_CWD` deno task sets) as `KVH_CWD`: relative paths then mean what the caller meant.
+ */
+function enterCallerDirectory(): void {
+  const dir = Deno.env.get("KVH_CWD");
+  if (dir === undefined || dir === "") return;
+  try {
+    Deno.chdir(dir);
+  } catch (error) {
+    throw new KvhError("cwd_unusable", `Cannot enter KVH_CWD ${dir}: ${describeIoError(error)}`, {
+      cause: error,
+    });
+  }
+}
+
 if (import.meta.main) {
-  Deno.exitCode = await main(Deno.args);
+  try {
+    enterCallerDirectory();
+    Deno.exitCode = await main(Deno.args);
+  } catch (error) {
+    printError(error);
+    Deno.exitCode = 1;
+  }
 }

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { kvhRunArgs } from "./_kvh.ts";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const MISSING_LIBRARY = "/nonexistent/libkvh_cuda.so";
 
 const xdg = Deno.env.get("XDG_RUNTIME_DIR") ?? Deno.makeTempDirSync({ prefix: "kvh-xdg-" });
@@ -15,7 +13,7 @@ async function kvh(
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "cli", "main.ts"), "sanitize-bench", ...args],
+    args: [...kvhRunArgs(), "sanitize-bench", ...args],
     env: { NO_COLOR: "1", XDG_RUNTIME_DIR: xdg, KVH_CUDA_LIB: MISSING_LIBRARY, ...env },
     stdout: "piped",
     stderr: "piped",

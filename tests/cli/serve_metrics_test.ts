@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { Child, ROOT, startExporter, waitFor } from "../e2e/_harness.ts";
+import { kvhRunArgs } from "./_kvh.ts";
 
 const METRICS = "kvh_coverage_min_ratio 1\nkvh_quarantined_buffers 0\n";
 
@@ -16,7 +17,7 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 /** Runs the command to completion (for usage errors), bounded by a timeout. */
 async function runKvh(args: string[], env: Record<string, string> = {}) {
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/main.ts", ...args],
+    args: [...kvhRunArgs(), ...args],
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",

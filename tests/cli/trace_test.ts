@@ -1,14 +1,13 @@
 import assert from "node:assert/strict";
 import { verifyLog } from "../../lib/forensic/mod.ts";
-
-const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
+import { kvhRunArgs } from "./_kvh.ts";
 
 async function kvh(
   args: string[],
   options: { cwd: string; stdin?: string; env?: Record<string, string> },
 ) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: [...kvhRunArgs(), ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { kvhRunArgs } from "./_kvh.ts";
 
 const ROOT = join(import.meta.dirname!, "..", "..");
-const MAIN = join(ROOT, "cli", "main.ts");
 const PEER = join(ROOT, "tests", "fixtures", "python-tool");
 const VECTORS = join(ROOT, "tests", "vectors", "forensic");
 
@@ -20,7 +20,7 @@ function denoEnv(): Record<string, string> {
 
 async function kvh(args: string[], env: Record<string, string> = {}): Promise<Run> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "verify", ...args],
+    args: [...kvhRunArgs(), "verify", ...args],
     // A clean environment keeps the caller's FORENSIC_HMAC_SECRET/LOG_DIR out; DENO_* variables
     // pass through so coverage of the child is collected.
     env: { ...denoEnv(), NO_COLOR: "1", ...env },

@@ -6,6 +6,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { kvhRunArgs } from "../cli/_kvh.ts";
 
 /** The repository root, for `deno run -A cli/main.ts`. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -120,7 +121,7 @@ export async function startExporter(
 ): Promise<Exporter> {
   const child = new Child(
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "cli/main.ts", "serve-metrics", ...args],
+      args: [...kvhRunArgs(), "serve-metrics", ...args],
       cwd: ROOT,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",

@@ -13,6 +13,7 @@ import {
   startPrometheus,
   waitFor,
 } from "./_harness.ts";
+import { kvhRunArgs } from "../cli/_kvh.ts";
 
 const SKIP = HAVE_PROMETHEUS
   ? ""
@@ -39,7 +40,7 @@ async function replaceAtomically(path: string, content: string): Promise<void> {
 
 async function gate(args: string[]) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/main.ts", "gate", ...args],
+    args: [...kvhRunArgs(), "gate", ...args],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",
