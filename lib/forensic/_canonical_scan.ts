@@ -6,7 +6,8 @@
  *
  * Accepts exactly what `canonicalizeV2` can emit: no whitespace; members sorted by UTF-16 code
  * units with no duplicates; strings escaped as `JSON.stringify` escapes them, well-formed;
- * numbers in ECMAScript `Number#toString` form, integral ones safe. Anything else returns
+ * numbers in ECMAScript `Number#toString` form (any finite double: `1e+30` is canonical in
+ * RFC 8785 although kvh's writer refuses integers beyond 2^53). Anything else returns
  * `undefined` (or `false`) and the caller's slow path classifies the line.
  *
  * @module
@@ -326,9 +327,7 @@ class Scanner {
     }
     const token = text.slice(start, i);
     const value = Number(token);
-    if (String(value) !== token || (Number.isInteger(value) && !Number.isSafeInteger(value))) {
-      this.fail();
-    }
+    if (String(value) !== token) this.fail();
     this.pos = i;
   }
 }

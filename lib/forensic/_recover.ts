@@ -101,16 +101,16 @@ export async function recoverState(
     };
   }
   const head = await lastRecord(fd, size, path, key);
-  const first = await readFirstLine(fd, size);
-  const firstSeq = Number((JSON.parse(first) as { seq?: unknown }).seq);
+  const first = checkV2Line(await readFirstLine(fd, size, path), key);
+  if (!first.ok) {
+    throw new KvhError(
+      "log_corrupt",
+      `Cannot continue ${path}: line 1 fails verification (${first.reason}): run kvh verify`,
+      { exitCode: 2 },
+    );
+  }
   // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
-  return {
-    head,
-    size,
-    fileRecords: 1,
-    fileFirstSeq: Number.isSafeInteger(firstSeq) ? firstSeq : head.seq,
-    torn,
-  };
+  return { head, size, fileRecords: 1, fileFirstSeq: first.seq, torn };
 }
 
 async function readRange(fd: Deno.FsFile, start: number, length: number): Promise<Uint8Array> {
@@ -174,8 +174,20 @@ async function lastRecord(
   return { seq: checked.seq, hash: checked.hash };
 }
 
-async function readFirstLine(fd: Deno.FsFile, size: number): Promise<string> {
-  const bytes = await readRange(fd, 0, Math.min(size, 64 * 1024));
-  const end = bytes.indexOf(0x0a);
-  return new TextDecoder().decode(bytes.subarray(0, end === -1 ? bytes.length : end));
+/** The first line of a file that holds at least one complete line, however long (≤ 16 MiB). */
+async function readFirstLine(fd: Deno.FsFile, size: number, path: string): Promise<string> {
+  const block = 64 * 1024;
+  let end = -1;
+  for (let from = 0; end === -1 && from < size; from += block) {
+    if (from > MAX_TAIL_BYTES) {
+      throw new KvhError(
+        "log_corrupt",
+        `Cannot continue ${path}: line 1 is longer than 16 MiB`,
+        { exitCode: 2 },
+      );
+    }
+    const at = (await readRange(fd, from, Math.min(block, size - from))).indexOf(0x0a);
+    if (at !== -1) end = from + at;
+  }
+  return new TextDecoder().decode(await readRange(fd, 0, end === -1 ? size : end));
 }

@@ -107,7 +107,7 @@ export function sealV2Record(
       checkScalar(value);
     }
   }
-  const body = fast ? JSON.stringify(record) : serialize(record, null, 0);
+  const body = fast ? JSON.stringify(record) : serialize(record, null, 0, true);
   const hash = sha256Hex(body);
   let line = body.slice(0, -1) + ',"hash":"' + hash + '"';
   record.hash = hash;

@@ -22,9 +22,8 @@ function serialize(value: JsonValue): string {
   }
   if (value instanceof JsonNumber) {
     const n = Number(value.raw);
-    if (!Number.isFinite(n) || (Number.isInteger(n) && !Number.isSafeInteger(n))) {
-      throw new NotCanonical();
-    }
+    // RFC 8785: any finite double, written as ECMAScript writes it (1e+30 included).
+    if (!Number.isFinite(n)) throw new NotCanonical();
     return String(n);
   }
   if (Array.isArray(value)) return "[" + value.map(serialize).join(",") + "]";

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { join } from "node:path";
+import canonicalize from "canonicalize";
 import { canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
+import { checkV2Line, sealV2Record } from "../../lib/forensic/format_v2.ts";
+import { GENESIS_V2 } from "../../lib/forensic/types.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 
@@ -52,7 +55,16 @@ const value = fc.oneof(
   fc.array(scalar, { maxLength: 3 }),
   fc.dictionary(fc.string(), scalar, { maxKeys: 3 }),
 );
-const fields = fc.dictionary(fc.string({ unit: "grapheme", minLength: 1 }), value, { maxKeys: 5 })
+// Keys of any characters and length, array-index-like ones among them: JSON.stringify emits
+// `"1000000000"` before `"!"`, which JCS sorts first.
+const fieldName = fc.oneof(
+  fc.string({ unit: "grapheme", minLength: 1 }),
+  fc.string({ unit: "binary", minLength: 1, maxLength: 300 }),
+  fc.nat().map(String),
+  fc.bigInt({ min: 0n, max: 10n ** 12n }).map(String),
+  fc.constantFrom("!", "__proto__", "constructor", "\u0000", "10", "01"),
+);
+const fields = fc.dictionary(fieldName, value, { maxKeys: 5 })
   .map((f) => Object.fromEntries(Object.entries(f).filter(([k]) => !RESERVED.has(k))));
 const event = fc.string({ unit: "grapheme", minLength: 1, maxLength: 12 });
 
@@ -131,4 +143,44 @@ Deno.test("verifyLog() fails after any single-byte change to a sealed log", asyn
       { seed: SEED, numRuns: 1000 },
     );
   });
+});
+
+Deno.test("sealV2Record() output verifies for arbitrary JSON, or the writer refuses it", () => {
+  const header = { seq: 7, ts: "2026-01-01T00:00:00.000Z", event: "probe", prev: GENESIS_V2 };
+  // Large records without generating every character: a short run repeated past 64 KiB.
+  const bigString = fc.tuple(fc.string({ unit: "binary", minLength: 1, maxLength: 8 }), fc.nat(30))
+    .map(([run, extra]) => run.repeat(Math.ceil(70_000 / run.length) + extra));
+  fc.assert(
+    fc.property(
+      fc.dictionary(fieldName, fc.oneof(fc.jsonValue({ maxDepth: 3 }), bigString), {
+        maxKeys: 6,
+      }),
+      (f) => {
+        let sealed;
+        try {
+          sealed = sealV2Record(header, f, { key: KEY });
+        } catch (error) {
+          // The writer may refuse what it cannot hold exactly (integers beyond 2^53, -0 is fine).
+          if (error instanceof TypeError) return;
+          throw error;
+        }
+        const checked = checkV2Line(sealed.line.slice(0, -1), KEY);
+        assert.equal(checked.ok, true, checked.ok ? "" : checked.detail);
+        assert.equal(sealed.body, canonicalize(JSON.parse(sealed.body)));
+      },
+    ),
+    { seed: SEED, numRuns: 300 },
+  );
+});
+
+Deno.test('sealV2Record() writes {"!":1,"1000000000":2} in RFC 8785 member order', () => {
+  const header = { seq: 0, ts: "2026-01-01T00:00:00.000Z", event: "probe", prev: GENESIS_V2 };
+  const sealed = sealV2Record(header, {
+    "!": 1,
+    "1000000000": 2,
+    nested: { "4294967294": 1, a: 2 },
+  });
+  assert.equal(sealed.body, canonicalize(JSON.parse(sealed.body)));
+  assert.ok(sealed.body.startsWith('{"!":1,"1000000000":2,'), sealed.body);
+  assert.equal(checkV2Line(sealed.line.slice(0, -1), undefined).ok, true);
 });

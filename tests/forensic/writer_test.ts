@@ -390,3 +390,33 @@ Deno.test("append() writes every byte of a group bigger than its first buffer, n
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("openForensicLog() reopens a log whose first record is over 64 KiB", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir });
+    await log.append("allocate", { note: "é".repeat(80 * 1024) });
+    await log.close();
+    const again = await openForensicLog({ dir });
+    await again.append("free", {});
+    await again.close();
+    const report = await verifyLog(join(dir, "kv_cache.log"));
+    assert.deepEqual([report.ok, report.records], [true, 2]);
+  });
+});
+
+Deno.test("openForensicLog() names the file and line when the first line is corrupt", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir });
+    await log.append("allocate", { i: 0 });
+    await log.append("allocate", { i: 1 });
+    await log.close();
+    const text = await Deno.readTextFile(log.path);
+    await Deno.writeTextFile(log.path, "{oops" + text.slice(1));
+    await assert.rejects(
+      openForensicLog({ dir }),
+      (e) =>
+        e instanceof KvhError && e.code === "log_corrupt" && e.exitCode === 2 &&
+        e.message.includes(log.path) && /line 1\b/.test(e.message) && !e.message.includes("\n"),
+    );
+  });
+});
