@@ -82,7 +82,12 @@ export {
   type ScrubObservation,
   toPrometheusText,
 } from "./lib/metrics/mod.ts";
-export { writeFileAtomic, type WriteFileOptions } from "./lib/io/mod.ts";
+export {
+  type OutputTarget,
+  refuseEvidenceOutputs,
+  writeFileAtomic,
+  type WriteFileOptions,
+} from "./lib/io/mod.ts";
 export {
   type ActivationStats,
   AnomalyMonitor,

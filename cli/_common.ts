@@ -31,7 +31,8 @@ export async function runAction(action: () => Promise<number>): Promise<void> {
  * @param text The contents.
  */
 export async function writeOutput(flag: string, path: string, text: string): Promise<void> {
-  // Loaded on use: gate's start-up stays free of node:path when it writes nothing.
+  // Loaded on use (here and in guardOutputs): gate's start-up stays free of node:path when it
+  // writes nothing.
   const { writeFileAtomic } = await import("../lib/io/mod.ts");
   try {
     await writeFileAtomic(path, text);
@@ -42,6 +43,26 @@ export async function writeOutput(flag: string, path: string, text: string): Pro
       { cause: error },
     );
   }
+}
+
+/**
+ * The output guard's hook: refuses (exit 1) any output flag that names the log `log`, a file of
+ * its chain, its lock or another forensic log. Call it right after the flags are parsed, before
+ * any log is opened, so a refused run changes nothing.
+ *
+ * @param log The active log the command works on, if any.
+ * @param outputs Output paths by flag; unset flags are skipped.
+ */
+export async function guardOutputs(
+  log: string | undefined,
+  outputs: Record<string, string | undefined>,
+): Promise<void> {
+  const targets = Object.entries(outputs).flatMap(([flag, path]) =>
+    path === undefined ? [] : [{ flag, path }]
+  );
+  if (targets.length === 0) return;
+  const { refuseEvidenceOutputs } = await import("../lib/io/mod.ts");
+  await refuseEvidenceOutputs(log, targets);
 }
 
 /** Prints an error as one line on stderr, without a stack unless KVH_DEBUG is set. */

@@ -23,6 +23,7 @@ import type { VerifyReport } from "../lib/forensic/types.ts";
 import {
   describeIoError,
   envNumber,
+  guardOutputs,
   numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
@@ -298,6 +299,10 @@ function extensionOf(path: string): string {
 /** Runs the gate once the flags are parsed; returns the exit code. */
 async function runGate(source: MetricsSource, raw: RawFlags): Promise<number> {
   const config = await resolveConfig(raw);
+  await guardOutputs(config.requireVerified, {
+    "--out": config.out,
+    "--evidence": config.evidence,
+  });
   await revokePermissionsExcept(["read", "write", ...source.permissions]);
   const loaded = await source.load();
   let verdict = evaluateGate(loaded.metrics, config.thresholds);

@@ -10,6 +10,7 @@ import { KvhError } from "../lib/errors.ts";
 import type { PruneReport, PruneVerification } from "../lib/retention/mod.ts";
 import {
   envString,
+  guardOutputs,
   numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
@@ -144,6 +145,7 @@ export function pruneCommand() {
         const maxRotated = countSetting(options.maxRotated, "MAX_ROTATED", true);
         const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
         const out = options.out ?? envString("VERDICT_OUT");
+        await guardOutputs(`${dir}/${file}`, { "--out": out });
         const hmacKey = await resolveHmacKey(options.hmacKeyFile);
         await revokePermissionsExcept(["read", "write"]);
         const { pruneLog } = await import("../lib/retention/prune_log.ts");

@@ -38,6 +38,7 @@ import {
   describeIoError,
   envNumber,
   envString,
+  guardOutputs,
   numberOption,
   printError,
   resolveHmacKey,
@@ -207,6 +208,10 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   const metricsJson = flags.metricsJson ?? join(logDir, "coverage.json");
   const metricsProm = flags.metricsProm ?? envString("METRICS_FILE") ??
     join(logDir, "metrics.prom");
+  await guardOutputs(join(logDir, logFile), {
+    "--metrics-json": metricsJson,
+    "--metrics-prom": metricsProm,
+  });
   const coverageThreshold = flags.coverageThreshold ?? envNumber("KV_COVERAGE_THRESHOLD") ??
     DEFAULTS.coverageThreshold;
   if (coverageThreshold > 100) {

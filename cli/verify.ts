@@ -11,6 +11,7 @@ import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
 import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import {
   envString,
+  guardOutputs,
   numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
@@ -51,6 +52,7 @@ export function verifyCommand() {
         const path = resolveLogPath(log, options.logDir, options.logFile);
         const hmacKey = await resolveHmacKey(options.hmacKeyFile);
         const out = options.out ?? envString("VERDICT_OUT");
+        await guardOutputs(path, { "--out": out });
         // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
         loadNativeDigests();
         await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);

@@ -1,6 +1,6 @@
 /**
  * Durable files: atomic replacement, exclusive creation and directory sync, shared by every kvh
- * area that writes a file.
+ * area that writes a file, and the guard that keeps outputs off the forensic log.
  *
  * @module
  */
@@ -12,3 +12,4 @@ export {
   type WriteFileOptions,
   writeNewFile,
 } from "./durable_files.ts";
+export { type OutputTarget, refuseEvidenceOutputs } from "./output_guard.ts";
