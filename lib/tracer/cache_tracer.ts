@@ -114,6 +114,7 @@ export class CacheTracer {
   #defaultTtlSec: number | null;
   #anomalies: AnomalyMonitor | undefined;
   #now: () => number;
+  #monotonicNow: () => number;
   #entries = new Map<string, Entry>();
   #counts: Record<BufferState, number> = {
     allocated: 0,
@@ -166,6 +167,7 @@ export class CacheTracer {
     this.#defaultTtlSec = options.defaultTtlSec ?? null;
     this.#anomalies = options.anomalies;
     this.#now = options.now ?? Date.now;
+    this.#monotonicNow = options.monotonicNow ?? (() => performance.now());
     this.#metrics = new MetricsCollector({
       thresholdPct: coverageThresholdPct,
       verifyMode: verify,
@@ -293,7 +295,7 @@ export class CacheTracer {
       const doublePass = options.doublePass ?? this.#doublePass;
       const samples = options.samples ?? this.#samples;
       const buffer = entry.buffer!;
-      const started = performance.now();
+      const started = this.#monotonicNow();
       let checkedBytes = 0;
       let nonZeroBytes = 0;
       try {
@@ -312,7 +314,7 @@ export class CacheTracer {
         await this.#quarantine(entry, "verification_failed", "coverage");
         throw error;
       }
-      const durationMs = performance.now() - started;
+      const durationMs = this.#monotonicNow() - started;
       const verified = verifyMode !== "none" || entry.nbytes === 0;
       let coveragePct = 0;
       if (entry.nbytes === 0) coveragePct = 100;

@@ -132,6 +132,13 @@ export interface CacheTracerOptions {
    * @default {Date.now}
    */
   now?: () => number;
+  /**
+   * Monotonic clock in milliseconds, for scrub durations (and so the anomaly monitor); tests
+   * pass a fake one instead of making a scrub slow.
+   *
+   * @default {performance.now}
+   */
+  monotonicNow?: () => number;
 }
 
 /** Options of one {@linkcode CacheTracer.sanitize} call; unset fields use the tracer's. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { verifyLog } from "../../lib/forensic/mod.ts";
+import { waitFor } from "../e2e/_harness.ts";
 import { kvhRunArgs } from "./_kvh.ts";
 
 async function kvh(
@@ -211,7 +212,7 @@ for (const [signal, exitCode] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
       // A workload whose producer sends three requests and then keeps the pipe open: the run
       // is blocked on its next line when the signal comes.
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", MAIN, "trace", "--workload", "-"],
+        args: [...kvhRunArgs(), "trace", "--workload", "-"],
         cwd: dir,
         env: { NO_COLOR: "1" },
         stdin: "piped",
@@ -224,7 +225,10 @@ for (const [signal, exitCode] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
       const log = `${dir}/forensics/kv_cache.log`;
       const before = (await Deno.readTextFile(log)).split("\n").length;
       // Each request logs allocate/reuse, in_use, sanitize and free: wait for all twelve.
-      await pollUntil(async () => (await Deno.readTextFile(log)).split("\n").length >= before + 12);
+      await waitFor("twelve records", async () => {
+        const records = (await Deno.readTextFile(log)).split("\n").length;
+        return records >= before + 12 ? records : undefined;
+      });
       child.kill(signal);
       const { code, signal: killedBy, stderr } = await child.output();
       await writer.close().catch(() => {});
@@ -240,15 +244,6 @@ for (const [signal, exitCode] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
       assert.match(metrics.prom, /^kvh_run_status\{status="completed"\} 0$/m);
     });
   });
-}
-
-/** Polls `condition` every 20 ms until it holds; fails after a minute. */
-async function pollUntil(condition: () => Promise<boolean>) {
-  const deadline = Date.now() + 60_000;
-  while (!(await condition().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error("Condition not met within 60 s");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 Deno.test("kvh trace on a device that cannot be opened replaces earlier metrics with failed ones", async () => {
