@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { KvhError } from "../errors.ts";
+import { describeIoError, KvhError } from "../errors.ts";
 import { listChainFiles, utcStamp } from "./chain_files.ts";
 import { sha256Hex } from "./digest.ts";
 import { checkV2Line } from "./format_v2.ts";
@@ -70,7 +70,7 @@ export async function recoverState(
       }
       const bytes = await readRange(fd, start, size - start);
       const movedTo = `${path}.torn-${utcStamp(now())}-${start}`;
-      await Deno.writeFile(movedTo, bytes, { createNew: true, mode: 0o600 });
+      await moveAside(movedTo, bytes, path);
       await fd.truncate(start);
       await fd.syncData();
       torn = {
@@ -111,6 +111,28 @@ export async function recoverState(
   }
   // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
   return { head, size, fileRecords: 1, fileFirstSeq: first.seq, torn };
+}
+
+/**
+ * Writes a torn tail to its side file, durably; on failure (a full disk) removes what it created,
+ * so a retry leaves no partial side files, and the tail stays where it was.
+ */
+async function moveAside(target: string, bytes: Uint8Array, path: string): Promise<void> {
+  let created = false;
+  try {
+    using file = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
+    created = true;
+    let at = 0;
+    while (at < bytes.length) at += await file.write(bytes.subarray(at));
+    await file.sync();
+  } catch (error) {
+    if (created) await Deno.remove(target).catch(() => {});
+    throw new KvhError(
+      "log_unwritable",
+      `Cannot move the torn tail of ${path} aside to ${target}: ${describeIoError(error)}`,
+      { cause: error },
+    );
+  }
 }
 
 async function readRange(fd: Deno.FsFile, start: number, length: number): Promise<Uint8Array> {

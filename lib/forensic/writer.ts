@@ -49,6 +49,13 @@ export interface ForensicLogOptions {
    * @default {() => new Date()}
    */
   now?: () => Date;
+  /**
+   * Writes bytes to the active file and returns how many were written, as `Deno.FsFile#writeSync`
+   * does: a seam for injecting a short write or ENOSPC in tests.
+   *
+   * @default {(file, data) => file.writeSync(data)}
+   */
+  writeSync?: (file: Deno.FsFile, data: Uint8Array) => number;
 }
 
 const encoder = new TextEncoder();
@@ -59,12 +66,14 @@ interface Pending {
   used: number;
   records: number;
   critical: number;
+  /** `seq` of the group's last record, set when the group is committed. */
+  lastSeq: number | null;
 }
 
 const GROUP_BYTES = 64 * 1024;
 
 function newPending(capacity: number): Pending {
-  return { data: new Uint8Array(capacity), used: 0, records: 0, critical: 0 };
+  return { data: new Uint8Array(capacity), used: 0, records: 0, critical: 0, lastSeq: null };
 }
 
 /**
@@ -155,6 +164,7 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       commitDelayMs,
       commitRecords,
       now,
+      writeSync: options.writeSync ?? ((target, data) => target.writeSync(data)),
       ...state,
     });
     if (state.continueFrom !== undefined) {
@@ -202,6 +212,7 @@ interface ForensicLogInit {
   commitDelayMs: number;
   commitRecords: number;
   now: () => Date;
+  writeSync: (file: Deno.FsFile, data: Uint8Array) => number;
   head: ChainHead | null;
   size: number;
   fileRecords: number;
@@ -235,6 +246,12 @@ export class ForensicLog implements AuditSink {
   #fd: Deno.FsFile;
   #head: ChainHead | null;
   #size: number;
+  /** Bytes of the active file that hold complete, written records. */
+  #durableSize: number;
+  /** `seq` of the last record written whole, or null. */
+  #durableSeq: number | null;
+  /** Path the active file had before this writer rotated it, until the new file holds a record. */
+  #rotatedTo: string | undefined;
   #fileRecords: number;
   #fileFirstSeq: number | null;
   #pending: Pending = newPending(GROUP_BYTES);
@@ -255,6 +272,8 @@ export class ForensicLog implements AuditSink {
     this.#fd = init.fd;
     this.#head = init.head;
     this.#size = init.size;
+    this.#durableSize = init.size;
+    this.#durableSeq = init.head?.seq ?? null;
     this.#fileRecords = init.fileRecords;
     this.#fileFirstSeq = init.fileFirstSeq;
   }
@@ -425,6 +444,7 @@ export class ForensicLog implements AuditSink {
     this.#commit().catch(() => {});
     this.#io = this.#io.then(async () => {
       if (this.#failure !== undefined) return;
+      let renamed = false;
       try {
         await this.#fd.syncData();
         this.#fd.close();
@@ -435,14 +455,19 @@ export class ForensicLog implements AuditSink {
           if (!(error instanceof Deno.errors.NotFound)) throw error;
         }
         await Deno.rename(init.path, rotatedPath);
+        renamed = true;
         this.#fd = await Deno.open(init.path, {
           read: true,
           append: true,
           create: true,
           mode: 0o600,
         });
+        this.#rotatedTo = rotatedPath;
+        this.#durableSize = 0;
       } catch (error) {
-        this.#fail(error, 0, 0);
+        // Never leave the history without its active file: undo the rename.
+        if (renamed) await Deno.rename(rotatedPath, init.path).catch(() => {});
+        this.#fail(error, 0, 0, "");
       }
     });
     this.#size = 0;
@@ -467,6 +492,7 @@ export class ForensicLog implements AuditSink {
     }
     const pending = this.#pending;
     if (pending.records > 0) {
+      pending.lastSeq = this.#head?.seq ?? null;
       // The next group is about as big as this one: size its buffer so it rarely grows.
       this.#pending = newPending(pending.data.length);
       this.#io = this.#io.then(() => this.#write(pending));
@@ -489,18 +515,46 @@ export class ForensicLog implements AuditSink {
       // wait for an event-loop turn between the two, which a busy appender does not give until it
       // blocks on this group, so every group used to pay its fsync in full (~15% of append time).
       let at = 0;
-      while (at < data.length) at += this.#fd.writeSync(data.subarray(at));
+      while (at < data.length) at += this.#init.writeSync(this.#fd, data.subarray(at));
       await this.#fd.syncData();
+      this.#durableSize += data.length;
+      this.#durableSeq = pending.lastSeq;
+      this.#rotatedTo = undefined;
     } catch (error) {
-      this.#fail(error, pending.records, pending.critical);
+      this.#fail(error, pending.records, pending.critical, this.#cutBack());
     }
   }
 
-  #fail(error: unknown, records: number, critical: number): void {
+  /**
+   * After a failed write (a short write, ENOSPC): cuts the active file back to its last complete
+   * record, so the log verifies, and undoes a rotation whose new file got no record, so a retry
+   * on a full disk leaves no empty files behind. Returns what it did, for the error message.
+   */
+  #cutBack(): string {
+    const path = this.#init.path;
+    try {
+      this.#fd.truncateSync(this.#durableSize);
+      this.#fd.syncDataSync();
+      if (this.#rotatedTo !== undefined && this.#durableSize === 0) {
+        Deno.renameSync(this.#rotatedTo, path);
+        this.#rotatedTo = undefined;
+        return `; the rotation was undone, the log ends at seq ${this.#durableSeq}`;
+      }
+      return this.#durableSeq === null
+        ? "; the file was cut back to empty"
+        : `; the file was cut back to its last complete record (seq ${this.#durableSeq})`;
+    } catch (error) {
+      return `; cutting it back to its last complete record failed too: ${
+        (error as Error).message
+      }`;
+    }
+  }
+
+  #fail(error: unknown, records: number, critical: number, after: string): void {
     this.#count(records, critical);
     this.#failure ??= new KvhError(
       "audit_emit_failed",
-      `Cannot write ${this.#init.path}: ${(error as Error).message}`,
+      `Cannot write ${this.#init.path}: ${(error as Error).message}${after}`,
       { cause: error },
     );
   }

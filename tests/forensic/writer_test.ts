@@ -420,3 +420,64 @@ Deno.test("openForensicLog() names the file and line when the first line is corr
     );
   });
 });
+
+/** A write seam for a disk that fills up: once `full`, half of a write lands, then ENOSPC. */
+function fillingDisk() {
+  const disk = { full: false, writes: 0 };
+  const writeSync = (file: Deno.FsFile, data: Uint8Array): number => {
+    if (!disk.full) return file.writeSync(data);
+    if (disk.writes++ % 2 === 0 && data.length > 1) return file.writeSync(data.subarray(0, 1));
+    throw new Error("No space left on device (os error 28)");
+  };
+  return { disk, writeSync };
+}
+
+Deno.test("ForensicLog.append() cuts the file back to its last complete record on ENOSPC after a short write", async () => {
+  await withDir(async (dir) => {
+    const { disk, writeSync } = fillingDisk();
+    const log = await openForensicLog({ dir, writeSync });
+    for (let i = 0; i < 3; i++) await log.append("allocate", { i }, { critical: true });
+    const before = (await Deno.stat(log.path)).size;
+    disk.full = true;
+    await assert.rejects(
+      log.append("allocate", { i: 3, pad: "x".repeat(500) }, { critical: true }),
+      (e) =>
+        e instanceof KvhError && e.code === "audit_emit_failed" && e.exitCode === 1 &&
+        e.message.includes(log.path) && /last complete record \(seq 2\)/.test(e.message),
+    );
+    assert.equal((await Deno.stat(log.path)).size, before);
+    const report = await verifyLog(log.path);
+    assert.deepEqual([report.ok, report.records, report.head?.seq], [true, 3, 2]);
+    // Failed closed: nothing more is accepted.
+    await assert.rejects(log.append("free", {}), KvhError);
+    await assert.rejects(log.close(), KvhError);
+  });
+});
+
+Deno.test("openForensicLog() on a still-full disk leaves no side files: a failed rotation is undone", async () => {
+  await withDir(async (dir) => {
+    const now = () => new Date(Date.UTC(2026, 0, 1));
+    const first = await openForensicLog({ dir, maxBytes: 400, now });
+    await first.append("allocate", { i: 0 });
+    await first.append("allocate", { i: 1 });
+    await first.close();
+    const listing = async () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    const files = await listing();
+    const bytes = await Deno.readFile(first.path);
+    const records = (await verifyLog(first.path)).records;
+    for (let retry = 0; retry < 2; retry++) {
+      const { disk, writeSync } = fillingDisk();
+      disk.full = true;
+      const log = await openForensicLog({ dir, maxBytes: 400, now, writeSync });
+      await assert.rejects(
+        log.append("allocate", { i: 2, pad: "x".repeat(300) }),
+        (e) => e instanceof KvhError && /rotation was undone/.test(e.message),
+      );
+      await assert.rejects(log.close(), KvhError);
+      assert.deepEqual(await listing(), files);
+      assert.deepEqual(await Deno.readFile(first.path), bytes);
+      const report = await verifyLog(first.path);
+      assert.deepEqual([report.ok, report.records], [true, records]);
+    }
+  });
+});
