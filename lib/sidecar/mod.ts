@@ -1,0 +1,25 @@
+/**
+ * The sidecar: `kvh trace --listen` scrubs memory owned by a serving engine (DESIGN.md §7b,
+ * docs/protocol.md).
+ *
+ * @module
+ */
+export {
+  type BlockLayout,
+  blockRanges,
+  type ByteRange,
+  checkBlockIds,
+  LayoutError,
+  validateBlockLayout,
+} from "./block_layout.ts";
+export { type CpuPoolOptions, openCpuPool, PoolRefusedError } from "./cpu_pool.ts";
+export {
+  type CudaPoolRequest,
+  type EnginePool,
+  type PoolScrubResult,
+  PoolUnavailableError,
+} from "./engine_pool.ts";
+export { SidecarRequestError } from "./request_error.ts";
+export { SidecarDaemon, type SidecarDaemonOptions, type StopResult } from "./sidecar_daemon.ts";
+export { SidecarSession } from "./sidecar_session.ts";
+export * from "./types.ts";

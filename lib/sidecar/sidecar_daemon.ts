@@ -1,0 +1,468 @@
+/**
+ * The sidecar daemon behind `kvh trace --listen unix:PATH` (DESIGN.md §7b): accepts engine
+ * connections on a local socket, speaks the line-delimited JSON protocol of docs/protocol.md
+ * and scrubs the engines' own memory. Requests of one connection may be pipelined (each line
+ * starts as it arrives; replies carry the request's id and may come in any order) or batched
+ * (a line holding a JSON array gets one array of replies, in order).
+ *
+ * @module
+ */
+import type { AuditSink } from "../forensic/types.ts";
+import { MetricsCollector } from "../metrics/collector.ts";
+import type { MetricsSnapshot } from "../metrics/types.ts";
+import type { DaemonContext, DaemonCounters } from "./_context.ts";
+import { openCpuPool } from "./cpu_pool.ts";
+import type { CudaPoolRequest, EnginePool } from "./engine_pool.ts";
+import { SidecarRequestError } from "./request_error.ts";
+import { SidecarSession } from "./sidecar_session.ts";
+import {
+  DEFAULT_LIMITS,
+  PROTOCOL_VERSION,
+  type SidecarLimits,
+  type SidecarReply,
+  type SidecarStats,
+} from "./types.ts";
+
+/** Options of {@linkcode SidecarDaemon}. */
+export interface SidecarDaemonOptions {
+  /** The forensic log (or a test double). */
+  audit: AuditSink;
+  /** Directories CPU pools must resolve under, already resolved through symlinks. */
+  poolDirs: readonly string[];
+  /** Evidence files no pool may be: the log's chain, its lock, the metrics files. */
+  protectedFiles?: readonly string[];
+  /** Directories no pool may be inside: the log directory. */
+  protectedDirs?: readonly string[];
+  /**
+   * Coverage a release needs, in percent; below it the blocks are quarantined.
+   *
+   * @default {99.9}
+   */
+  coverageThresholdPct?: number;
+  /**
+   * Zero every range twice before the read-back.
+   *
+   * @default {false}
+   */
+  doublePass?: boolean;
+  /** Limits announced in `hello` and enforced; unset ones take {@linkcode DEFAULT_LIMITS}. */
+  limits?: Partial<SidecarLimits>;
+  /** Opens CUDA pools; unset, `register_pool` with `device: "cuda"` answers `device_unavailable`. */
+  openCudaPool?: (request: CudaPoolRequest) => Promise<EnginePool>;
+  /** Called after each change the metrics show (the CLI rewrites the metrics files). */
+  onChange?: () => void;
+}
+
+/** Outcome of {@linkcode SidecarDaemon.stop}. */
+export interface StopResult {
+  /** Releases still unfinished when the drain gave up: their blocks stay dirty. */
+  abandonedReleases: number;
+}
+
+const NEWLINE = 10;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+type Outcome = { reply: SidecarReply; op: string | null };
+
+/**
+ * The daemon. One instance serves any number of connections; each connection's pools and
+ * handles are its own.
+ *
+ * @example Usage
+ * ```ts
+ * import { SidecarDaemon } from "./sidecar_daemon.ts";
+ * import type { AuditSink, RecordV2 } from "../forensic/types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const audit: AuditSink = { append: () => Promise.resolve({} as RecordV2) };
+ * const daemon = new SidecarDaemon({ audit, poolDirs: ["/dev/shm"] });
+ * const session = daemon.openSession();
+ * const replies = await daemon.handleLine(session, '{"v":1,"id":1,"op":"hello","engine":"x","pid":1}');
+ * assert.equal(replies[0]!.reply.ok, true);
+ * assert.equal(replies[0]!.reply.protocol, 1);
+ * await daemon.stop();
+ * ```
+ */
+export class SidecarDaemon {
+  #ctx: DaemonContext;
+  #identities = new Map<string, object>();
+  #sessions = new Set<SidecarSession>();
+  #conns = new Set<Deno.Conn>();
+  #inflight = new Map<Promise<unknown>, string>();
+  #shuttingDown = false;
+  #listener: Deno.Listener | undefined;
+
+  /**
+   * Creates a daemon.
+   *
+   * @param options Log, pool directories, policy and limits.
+   */
+  constructor(options: SidecarDaemonOptions) {
+    const thresholdPct = options.coverageThresholdPct ?? 99.9;
+    const counters: DaemonCounters = {
+      assignedBlocks: 0,
+      assignedEver: 0,
+      quarantinedBlocks: 0,
+      releasedBlocks: 0,
+      releases: 0,
+      scrubbedBytes: 0,
+      errors: 0,
+      abandonedReleases: 0,
+    };
+    const cpuOptions = {
+      poolDirs: options.poolDirs,
+      protectedFiles: options.protectedFiles,
+      protectedDirs: options.protectedDirs,
+    };
+    const onChange = options.onChange ?? (() => {});
+    this.#ctx = {
+      audit: options.audit,
+      metrics: new MetricsCollector({ thresholdPct, verifyMode: "full", device: "sidecar" }),
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      thresholdPct,
+      doublePass: options.doublePass ?? false,
+      devices: options.openCudaPool === undefined ? ["cpu"] : ["cpu", "cuda"],
+      counters,
+      openCpuPool: (path, bytes) => openCpuPool(path, bytes, cpuOptions),
+      openCudaPool: options.openCudaPool,
+      claimIdentity: (identity, owner) => {
+        const holder = this.#identities.get(identity);
+        if (holder !== undefined && holder !== owner) return false;
+        this.#identities.set(identity, owner);
+        return true;
+      },
+      releaseIdentity: (identity, owner) => {
+        if (this.#identities.get(identity) === owner) this.#identities.delete(identity);
+      },
+      isShuttingDown: () => this.#shuttingDown,
+      changed: onChange,
+      stats: (pools) => this.#stats(pools),
+    };
+  }
+
+  #stats(pools: number): SidecarStats {
+    const c = this.#ctx.counters;
+    return {
+      connections: this.#sessions.size,
+      pools,
+      assigned_blocks: c.assignedBlocks,
+      quarantined_blocks: c.quarantinedBlocks,
+      releases: c.releases,
+      scrubbed_bytes: c.scrubbedBytes,
+      errors: c.errors,
+    };
+  }
+
+  /**
+   * The metrics document of everything so far: a block is the tracer's buffer (assigned =
+   * allocated, released = freed), a release is a scrub.
+   *
+   * @returns The snapshot.
+   */
+  metrics(): MetricsSnapshot {
+    const c = this.#ctx.counters;
+    return this.#ctx.metrics.snapshot({
+      totalBuffers: c.assignedEver,
+      activeBuffers: c.assignedBlocks,
+      unsanitizedBuffers: c.assignedBlocks,
+      quarantinedBuffers: c.quarantinedBlocks,
+      freedBuffers: c.releasedBlocks,
+    });
+  }
+
+  /**
+   * Accepts connections until {@linkcode SidecarDaemon.stop}.
+   *
+   * @param listener A listening socket (the CLI's Unix socket).
+   * @returns When the listener is closed.
+   */
+  async serve(listener: Deno.Listener): Promise<void> {
+    this.#listener = listener;
+    try {
+      for await (const conn of listener) void this.serveConnection(conn);
+    } catch (error) {
+      if (!this.#shuttingDown) throw error;
+    }
+  }
+
+  /**
+   * Opens a session for a new connection (also what tests drive without a socket).
+   *
+   * @returns The session.
+   */
+  openSession(): SidecarSession {
+    const session = new SidecarSession(this.#ctx);
+    this.#sessions.add(session);
+    return session;
+  }
+
+  /**
+   * Serves one connection until it closes: reads lines, answers each, and on the end
+   * quarantines what the engine never saw acknowledged.
+   *
+   * @param conn The connection.
+   * @returns When the connection is done.
+   */
+  async serveConnection(conn: Deno.Conn): Promise<void> {
+    this.#conns.add(conn);
+    const session = this.openSession();
+    const pending = new Set<Promise<void>>();
+    let writing: Promise<void> = Promise.resolve();
+    let writable = true;
+    const send = (outcomes: Outcome[], batch: boolean) => {
+      const body = batch
+        ? JSON.stringify(outcomes.map((o) => o.reply))
+        : JSON.stringify(outcomes[0]!.reply);
+      writing = writing.then(async () => {
+        try {
+          if (!writable) throw new Error("connection closed");
+          const bytes = encoder.encode(body + "\n");
+          for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
+        } catch {
+          writable = false;
+          for (const o of outcomes) {
+            if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+          }
+        }
+      });
+      return writing;
+    };
+    try {
+      for await (const line of readLines(conn, this.#ctx.limits.max_line_bytes)) {
+        if (line === null) {
+          const error = new SidecarRequestError(
+            "line_too_long",
+            `A request line exceeds ${this.#ctx.limits.max_line_bytes} bytes`,
+          );
+          this.#ctx.counters.errors++;
+          await send([{ reply: errorReply(null, error), op: null }], false);
+          continue;
+        }
+        const started = this.handleLine(session, line).then((outcomes) =>
+          send(outcomes, line.trimStart().startsWith("["))
+        );
+        pending.add(started);
+        void started.finally(() => pending.delete(started));
+        if (this.#isBye(line)) break;
+      }
+    } catch {
+      // A reset connection ends like a closed one.
+    } finally {
+      await Promise.allSettled(pending);
+      await writing;
+      this.#conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed by stop().
+      }
+      await session.close(this.#shuttingDown ? "shutdown" : "client_disconnected");
+      this.#sessions.delete(session);
+      this.#ctx.changed();
+    }
+  }
+
+  #isBye(line: string): boolean {
+    return /"op"\s*:\s*"bye"/.test(line) && !line.trimStart().startsWith("[");
+  }
+
+  /**
+   * Answers one line: a request object or a batch (JSON array). Requests start in order;
+   * `register_pool` completes before the requests after it start, so a pipelined assign sees
+   * the pool it follows.
+   *
+   * @param session The connection's session.
+   * @param line The line, without its newline.
+   * @returns One outcome per request (one for a line that is not JSON).
+   */
+  async handleLine(session: SidecarSession, line: string): Promise<Outcome[]> {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      this.#ctx.counters.errors++;
+      return [{
+        reply: errorReply(
+          null,
+          new SidecarRequestError("malformed_json", "The line is not a JSON document"),
+        ),
+        op: null,
+      }];
+    }
+    if (!Array.isArray(parsed)) return [await this.#one(session, parsed)];
+    if (parsed.length === 0 || parsed.length > this.#ctx.limits.max_batch) {
+      this.#ctx.counters.errors++;
+      return [{
+        reply: errorReply(
+          null,
+          new SidecarRequestError(
+            "invalid_request",
+            `A batch holds 1 to ${this.#ctx.limits.max_batch} requests, got ${parsed.length}`,
+          ),
+        ),
+        op: null,
+      }];
+    }
+    const started: Promise<Outcome>[] = [];
+    for (const request of parsed) {
+      const outcome = this.#one(session, request);
+      started.push(outcome);
+      if (isObject(request) && request.op === "register_pool") await outcome;
+    }
+    return await Promise.all(started);
+  }
+
+  #one(session: SidecarSession, request: unknown): Promise<Outcome> {
+    const id =
+      isObject(request) && (typeof request.id === "number" || typeof request.id === "string")
+        ? request.id
+        : null;
+    const fail = (error: unknown): Outcome => {
+      this.#ctx.counters.errors++;
+      if (error instanceof SidecarRequestError) return { reply: errorReply(id, error), op: null };
+      return {
+        reply: errorReply(
+          id,
+          new SidecarRequestError("invalid_request", `Request failed: ${(error as Error).message}`),
+        ),
+        op: null,
+      };
+    };
+    if (!isObject(request)) {
+      return Promise.resolve(
+        fail(new SidecarRequestError("invalid_request", "A request must be a JSON object")),
+      );
+    }
+    if (request.v !== PROTOCOL_VERSION) {
+      return Promise.resolve(fail(
+        new SidecarRequestError(
+          "unsupported_version",
+          `Protocol version ${
+            JSON.stringify(request.v)
+          } is not supported: this kvh speaks ${PROTOCOL_VERSION}`,
+        ),
+      ));
+    }
+    if (typeof request.op !== "string") {
+      return Promise.resolve(
+        fail(new SidecarRequestError("invalid_request", "A request needs an op string")),
+      );
+    }
+    const op = request.op;
+    let work: Promise<Outcome>;
+    try {
+      work = session.handle(op, request).then(
+        (result) => ({ reply: { ...result, v: PROTOCOL_VERSION, id, ok: true }, op }),
+        fail,
+      );
+    } catch (error) {
+      work = Promise.resolve(fail(error));
+    }
+    this.#inflight.set(work, op);
+    void work.finally(() => this.#inflight.delete(work));
+    return work;
+  }
+
+  /**
+   * Stops: no new connections or requests, waits up to `drainMs` for the requests in flight
+   * (releases finish, are logged and answered), then ends every connection; what is still
+   * assigned is quarantined in the log.
+   *
+   * @param drainMs Longest wait for requests in flight.
+   * @returns How many releases were abandoned (0 for a drained stop).
+   */
+  async stop(drainMs = 30_000): Promise<StopResult> {
+    this.#shuttingDown = true;
+    try {
+      this.#listener?.close();
+    } catch {
+      // Already closed.
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), drainMs);
+    });
+    const drained = await Promise.race([
+      Promise.allSettled([...this.#inflight.keys()]).then(() => "drained" as const),
+      timeout,
+    ]);
+    clearTimeout(timer);
+    const abandoned = drained === "timeout"
+      ? [...this.#inflight.values()].filter((op) => op === "release").length
+      : 0;
+    this.#ctx.counters.abandonedReleases += abandoned;
+    for (const conn of this.#conns) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    for (const session of this.#sessions) await session.close("shutdown");
+    this.#sessions.clear();
+    return { abandonedReleases: abandoned };
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function errorReply(id: number | string | null, error: SidecarRequestError): SidecarReply {
+  return { v: PROTOCOL_VERSION, id, ok: false, error: error.toWire() };
+}
+
+// Lines as strings; null for a line longer than the limit (its bytes are skipped up to the
+// next newline, and the connection goes on).
+async function* readLines(
+  conn: Deno.Conn,
+  maxBytes: number,
+): AsyncGenerator<string | null> {
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  let skipping = false;
+  for await (const chunk of conn.readable) {
+    let start = 0;
+    while (start < chunk.length) {
+      const end = chunk.indexOf(NEWLINE, start);
+      if (end === -1) {
+        if (!skipping) {
+          parts.push(chunk.slice(start));
+          size += chunk.length - start;
+          if (size > maxBytes) {
+            skipping = true;
+            parts = [];
+            size = 0;
+            yield null;
+          }
+        }
+        break;
+      }
+      if (skipping) {
+        skipping = false;
+      } else if (size + end - start > maxBytes) {
+        parts = [];
+        size = 0;
+        yield null;
+      } else {
+        parts.push(chunk.subarray(start, end));
+        const line = parts.length === 1 ? decoder.decode(parts[0]) : decoder.decode(concat(parts));
+        parts = [];
+        size = 0;
+        if (line.trim() !== "") yield line;
+      }
+      start = end + 1;
+    }
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
