@@ -27,6 +27,7 @@ import {
 } from "../lib/sanitize/open_sanitizer.ts";
 import type { VerifyMode } from "../lib/sanitize/types.ts";
 import { CacheTracer, type TracerStats } from "../lib/tracer/mod.ts";
+import { runTraceListen } from "./_trace_listen.ts";
 import {
   parseWorkload,
   runWorkload,
@@ -95,6 +96,8 @@ interface TraceFlags {
   coverageThreshold?: number;
   hmacKeyFile?: string;
   json?: boolean;
+  listen?: string;
+  poolDir?: string[];
 }
 
 function envBoolean(name: string): boolean | undefined {
@@ -192,6 +195,15 @@ export function traceCommand() {
     )
     .option("--hmac-key-file <file>", "HMAC key of the log, 0600 (env FORENSIC_HMAC_SECRET)")
     .option("--json", "print the summary as one JSON document")
+    .option(
+      "--listen <unix:PATH>",
+      "sidecar mode: serve engines on a Unix socket and scrub their own memory (docs/protocol.md)",
+    )
+    .option(
+      "--pool-dir <dir>",
+      "with --listen: a directory CPU pools must resolve under; repeatable (default /dev/shm)",
+      (dir: string, dirs: string[] = []) => [...dirs, dir],
+    )
     .action(async (flags) => {
       await runAction(() => runTrace(flags));
     });
@@ -240,6 +252,23 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
   const device = flags.device as DeviceChoice;
   const cudaLibraryPath = envString("KVH_CUDA_LIB");
+  if (flags.listen !== undefined) {
+    return await runTraceListen({
+      listen: flags.listen,
+      poolDirs: flags.poolDir ?? [],
+      logDir,
+      logFile,
+      maxLogBytes,
+      metricsJson,
+      metricsProm,
+      coverageThreshold,
+      doublePass,
+      verify: flags.verify,
+      hmacKey,
+      device,
+      cudaLibraryPath,
+    });
+  }
   const keep: Deno.PermissionName[] = device === "cpu"
     ? ["read", "write"]
     : ["read", "write", "ffi"];
@@ -456,7 +485,12 @@ function closeQuietly(resource: { close(): void }) {
   }
 }
 
-async function writeEvidence(jsonPath: string, promPath: string, metrics: MetricsSnapshot) {
+/** Writes the metrics JSON and Prometheus files (also the sidecar's, cli/_trace_listen.ts). */
+export async function writeEvidence(
+  jsonPath: string,
+  promPath: string,
+  metrics: MetricsSnapshot,
+) {
   await writeOutput("--metrics-json", jsonPath, JSON.stringify(metrics, null, 2) + "\n");
   await writeOutput("--metrics-prom", promPath, toPrometheusText(metrics));
 }

@@ -81,6 +81,9 @@ export const CUDA_SYMBOLS = {
     parameters: ["pointer", "u64", "buffer", "u32", "pointer", "pointer", "pointer", "buffer"],
     result: "i32",
   },
+  kvh_device_uuid: { parameters: ["i32", "buffer"], result: "i32" },
+  kvh_ipc_open: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
+  kvh_ipc_close: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

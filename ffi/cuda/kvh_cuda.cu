@@ -461,3 +461,47 @@ KVH_EXPORT int kvh_zero_verify_blocks_async(void* pool, uint64_t pool_bytes, con
   delete[] items;
   return (int)err;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Engine memory shared by CUDA IPC (the sidecar, lib/sidecar/cuda_pool.ts)
+
+// The 16 UUID bytes of a device, to find the GPU an engine names by UUID (ordinals differ
+// between processes with different CUDA_VISIBLE_DEVICES).
+KVH_EXPORT int kvh_device_uuid(int device, uint8_t* out) {
+  if (out == 0) return KVH_ERR_INVALID_ARGUMENT;
+  memset(out, 0, 16);
+  cudaDeviceProp prop;
+  cudaError_t err = cudaGetDeviceProperties(&prop, device);
+  if (err != cudaSuccess) return (int)err;
+  memcpy(out, prop.uuid.bytes, 16);
+  return 0;
+}
+
+typedef int (*KvhGetAddressRange)(unsigned long long* base, size_t* size, unsigned long long ptr);
+
+// Opens another process's allocation (cudaIpcGetMemHandle of its base) on the current device,
+// and reports the allocation's size through the driver's cuMemGetAddressRange, so every range
+// kvh scrubs can be checked against it; *out_bytes is 0 when the driver cannot tell.
+KVH_EXPORT int kvh_ipc_open(void** out, uint64_t* out_bytes, const void* handle) {
+  if (out == 0 || out_bytes == 0 || handle == 0) return KVH_ERR_INVALID_ARGUMENT;
+  *out = 0;
+  *out_bytes = 0;
+  cudaIpcMemHandle_t h;
+  memcpy(&h, handle, sizeof(h));
+  cudaError_t err = cudaIpcOpenMemHandle(out, h, cudaIpcMemLazyEnablePeerAccess);
+  if (err != cudaSuccess) return (int)err;
+  void* fn = 0;
+  cudaDriverEntryPointQueryResult found;
+  if (cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &found) ==
+          cudaSuccess &&
+      found == cudaDriverEntryPointSuccess && fn != 0) {
+    unsigned long long base = 0;
+    size_t size = 0;
+    if (((KvhGetAddressRange)fn)(&base, &size, (unsigned long long)*out) == 0) {
+      *out_bytes = (uint64_t)size - ((unsigned long long)*out - base);
+    }
+  }
+  return 0;
+}
+
+KVH_EXPORT int kvh_ipc_close(void* ptr) { return (int)cudaIpcCloseMemHandle(ptr); }

@@ -96,6 +96,8 @@ class CudaBuffer implements DeviceBuffer {
     readonly owner: CudaSanitizer,
     readonly byteLength: number,
     readonly pointer: Deno.PointerValue,
+    /** Base of another process's allocation opened by IPC: freeing closes it, never frees it. */
+    readonly ipcBase: Deno.PointerValue = null,
   ) {}
 }
 
@@ -329,6 +331,42 @@ export class CudaSanitizer implements Sanitizer {
     });
   }
 
+  /**
+   * Opens memory another process shared by CUDA IPC (`cudaIpcGetMemHandle` of its allocation's
+   * base) as a buffer of this sanitizer: `byteLength` bytes from `offset`. Freeing the buffer
+   * closes the mapping; the memory stays the other process's. The sidecar scrubs engine pools
+   * this way (lib/sidecar/cuda_pool.ts).
+   *
+   * @param handle The 64 bytes of the `cudaIpcMemHandle_t`.
+   * @param offset Offset of the pool inside the allocation.
+   * @param byteLength Bytes of the pool.
+   * @returns The buffer.
+   * @throws {KvhError} `blocks_invalid` when the allocation is smaller than offset + byteLength.
+   */
+  async importIpc(handle: Uint8Array, offset: number, byteLength: number): Promise<DeviceBuffer> {
+    const out = new BigUint64Array(1);
+    const size = new BigUint64Array(1);
+    check(this.#sym, this.#sym.kvh_ipc_open(out, size, handle), "IPC open");
+    const base = outPointer(out);
+    const available = Number(size[0]);
+    if (base === null || (available !== 0 && offset + byteLength > available)) {
+      if (base !== null) this.#sym.kvh_ipc_close(base);
+      throw new KvhError(
+        "blocks_invalid",
+        `Invalid IPC pool: ${offset} + ${byteLength} bytes exceed the allocation of ${available}`,
+      );
+    }
+    const buffer = new CudaBuffer(
+      this,
+      byteLength,
+      Deno.UnsafePointer.offset(base, offset),
+      base,
+    );
+    this.#live.add(buffer);
+    await Promise.resolve();
+    return buffer;
+  }
+
   /** Copies `source` into `destination` (same size): the device-to-device copy roofline. */
   async copy(source: DeviceBuffer, destination: DeviceBuffer): Promise<void> {
     const from = this.#own(source);
@@ -399,7 +437,9 @@ export class CudaSanitizer implements Sanitizer {
     const own = this.#own(buffer);
     own.freed = true;
     this.#live.delete(own);
-    if (own.pointer !== null) check(this.#sym, this.#sym.kvh_free(own.pointer), "free");
+    if (own.ipcBase !== null) {
+      check(this.#sym, this.#sym.kvh_ipc_close(own.ipcBase), "IPC close");
+    } else if (own.pointer !== null) check(this.#sym, this.#sym.kvh_free(own.pointer), "free");
     await Promise.resolve();
   }
 

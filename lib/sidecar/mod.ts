@@ -13,6 +13,7 @@ export {
   validateBlockLayout,
 } from "./block_layout.ts";
 export { type CpuPoolOptions, openCpuPool, PoolRefusedError } from "./cpu_pool.ts";
+export { type CudaPoolOpenerOptions, openCudaPoolOpener } from "./cuda_pool.ts";
 export {
   type CudaPoolRequest,
   type EnginePool,

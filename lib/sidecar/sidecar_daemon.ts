@@ -9,7 +9,7 @@
  */
 import type { AuditSink } from "../forensic/types.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
-import type { MetricsSnapshot } from "../metrics/types.ts";
+import type { MetricsSnapshot, RunStatus } from "../metrics/types.ts";
 import type { DaemonContext, DaemonCounters } from "./_context.ts";
 import { openCpuPool } from "./cpu_pool.ts";
 import type { CudaPoolRequest, EnginePool } from "./engine_pool.ts";
@@ -158,9 +158,10 @@ export class SidecarDaemon {
    * The metrics document of everything so far: a block is the tracer's buffer (assigned =
    * allocated, released = freed), a release is a scrub.
    *
+   * @param runStatus How the run stands.
    * @returns The snapshot.
    */
-  metrics(): MetricsSnapshot {
+  metrics(runStatus: RunStatus = "running"): MetricsSnapshot {
     const c = this.#ctx.counters;
     return this.#ctx.metrics.snapshot({
       totalBuffers: c.assignedEver,
@@ -168,7 +169,7 @@ export class SidecarDaemon {
       unsanitizedBuffers: c.assignedBlocks,
       quarantinedBuffers: c.quarantinedBlocks,
       freedBuffers: c.releasedBlocks,
-    });
+    }, runStatus);
   }
 
   /**

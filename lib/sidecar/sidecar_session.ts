@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { KvhError } from "../errors.ts";
 import { validateIdentifier } from "../tracer/identifiers.ts";
 import { InvalidIdentifierError } from "../tracer/errors.ts";
 import type { PolicyName, QuarantineReason } from "../tracer/types.ts";
@@ -199,7 +200,16 @@ export class SidecarSession {
         `A pool may have at most ${this.#ctx.limits.max_blocks} blocks`,
       );
     }
-    const pool = await this.#openPool(request, layout);
+    let pool: EnginePool;
+    try {
+      pool = await this.#openPool(request, layout);
+    } catch (error) {
+      if (error instanceof SidecarRequestError) throw error;
+      const code = error instanceof KvhError && error.code === "device_unavailable"
+        ? "device_unavailable"
+        : "pool_refused";
+      throw new SidecarRequestError(code, `Pool ${id}: ${(error as Error).message}`);
+    }
     if (this.#closed || this.#pools.has(id) || !this.#ctx.claimIdentity(pool.identity, this)) {
       await pool.close();
       if (this.#pools.has(id)) {
