@@ -21,6 +21,7 @@ export {
   PoolUnavailableError,
 } from "./engine_pool.ts";
 export { SidecarRequestError } from "./request_error.ts";
+export { SidecarClient, SidecarReplyError } from "./sidecar_client.ts";
 export { SidecarDaemon, type SidecarDaemonOptions, type StopResult } from "./sidecar_daemon.ts";
 export { SidecarSession } from "./sidecar_session.ts";
 export * from "./types.ts";

@@ -60,6 +60,7 @@ export interface StopResult {
 }
 
 const NEWLINE = 10;
+const REGISTER = /"op"\s*:\s*"register_pool"/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -211,6 +212,7 @@ export class SidecarDaemon {
     const pending = new Set<Promise<void>>();
     let writing: Promise<void> = Promise.resolve();
     let writable = true;
+    let barrier: Promise<unknown> | undefined;
     const send = (outcomes: Outcome[], batch: boolean) => {
       const body = batch
         ? JSON.stringify(outcomes.map((o) => o.reply))
@@ -240,7 +242,18 @@ export class SidecarDaemon {
           await send([{ reply: errorReply(null, error), op: null }], false);
           continue;
         }
-        const started = this.handleLine(session, line).then((outcomes) =>
+        // A pool registration opens a file or a GPU mapping (awaits): the lines after it wait
+        // for it, so a pipelined assign finds its pool. Everything else starts at once.
+        const run = () => this.handleLine(session, line);
+        const handled = barrier === undefined ? run() : barrier.then(run);
+        if (REGISTER.test(line)) {
+          const current: Promise<unknown> = handled.catch(() => {});
+          barrier = current;
+          void current.then(() => {
+            if (barrier === current) barrier = undefined;
+          });
+        }
+        const started = handled.then((outcomes) =>
           send(outcomes, line.trimStart().startsWith("["))
         );
         pending.add(started);

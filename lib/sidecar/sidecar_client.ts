@@ -1,0 +1,171 @@
+/**
+ * The TypeScript client of the sidecar protocol (docs/protocol.md): for engines and tools
+ * written in TypeScript, and for kvh's own tests and benchmark. Requests may be pipelined:
+ * each call sends its line at once and resolves when the reply with its id arrives.
+ *
+ * @module
+ */
+import { PROTOCOL_VERSION, type ReleaseResult, type SidecarReply } from "./types.ts";
+
+/** An `ok:false` reply, as an error. */
+export class SidecarReplyError extends Error {
+  /** The whole reply. */
+  readonly reply: SidecarReply;
+
+  /**
+   * Creates the error.
+   *
+   * @param reply The `ok:false` reply.
+   */
+  constructor(reply: SidecarReply) {
+    super(`Sidecar error ${reply.error?.code}: ${reply.error?.message}`);
+    this.name = "SidecarReplyError";
+    this.reply = reply;
+  }
+
+  /** The reply's `error.code`. */
+  get code(): string {
+    return this.reply.error?.code ?? "";
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A connection to `kvh trace --listen`.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { SidecarClient } from "./sidecar_client.ts";
+ *
+ * const kvh = await SidecarClient.connect("/run/kvh/kvh.sock");
+ * await kvh.request("hello", { engine: "my-engine", pid: Deno.pid });
+ * const { handle } = await kvh.request("assign", {
+ *   pool: "kv0", blocks: [3, 4], tenant_id: "acme", request_id: "r1", model_id: "m",
+ * });
+ * const released = await kvh.release(handle as string); // zeroed and read back
+ * console.log(released.coverage_pct);
+ * kvh.close();
+ * ```
+ */
+export class SidecarClient {
+  #conn: Deno.Conn;
+  #nextId = 1;
+  #waiting = new Map<
+    number,
+    { resolve: (reply: SidecarReply) => void; reject: (e: Error) => void }
+  >();
+  #closed: Error | undefined;
+  #reading: Promise<void>;
+
+  private constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.#reading = this.#read();
+  }
+
+  /**
+   * Connects to a daemon.
+   *
+   * @param path The Unix socket path (without `unix:`).
+   * @returns The client.
+   */
+  static async connect(path: string): Promise<SidecarClient> {
+    return new SidecarClient(await Deno.connect({ transport: "unix", path }));
+  }
+
+  /**
+   * Sends one request and waits for its reply, whatever `ok` says.
+   *
+   * @param op The operation.
+   * @param fields The request's fields.
+   * @returns The reply.
+   */
+  send(op: string, fields: Record<string, unknown> = {}): Promise<SidecarReply> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const id = this.#nextId++;
+    const line = JSON.stringify({ v: PROTOCOL_VERSION, ...fields, id, op }) + "\n";
+    const reply = new Promise<SidecarReply>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+    });
+    void this.#write(line).catch((error) => this.#fail(error as Error));
+    return reply;
+  }
+
+  /**
+   * Sends one request; rejects with {@linkcode SidecarReplyError} on `ok:false`.
+   *
+   * @param op The operation.
+   * @param fields The request's fields.
+   * @returns The successful reply.
+   */
+  async request(op: string, fields: Record<string, unknown> = {}): Promise<SidecarReply> {
+    const reply = await this.send(op, fields);
+    if (!reply.ok) throw new SidecarReplyError(reply);
+    return reply;
+  }
+
+  /**
+   * Releases a handle: resolves once kvh zeroed and read back its blocks.
+   *
+   * @param handle The handle `assign` returned.
+   * @returns Coverage, bytes and duration.
+   */
+  async release(handle: string): Promise<ReleaseResult> {
+    return await this.request("release", { handle }) as unknown as ReleaseResult;
+  }
+
+  /**
+   * Writes a raw line (tests send malformed ones).
+   *
+   * @param line The bytes to send, newline included.
+   * @returns When written.
+   */
+  async #write(line: string): Promise<void> {
+    const bytes = encoder.encode(line);
+    for (let done = 0; done < bytes.length;) done += await this.#conn.write(bytes.subarray(done));
+  }
+
+  async #read(): Promise<void> {
+    let pending = "";
+    try {
+      for await (const chunk of this.#conn.readable) {
+        pending += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          const parsed = JSON.parse(pending.slice(0, newline)) as SidecarReply | SidecarReply[];
+          pending = pending.slice(newline + 1);
+          for (const reply of Array.isArray(parsed) ? parsed : [parsed]) {
+            const waiter = typeof reply.id === "number" ? this.#waiting.get(reply.id) : undefined;
+            if (waiter === undefined) continue;
+            this.#waiting.delete(reply.id as number);
+            waiter.resolve(reply);
+          }
+        }
+      }
+      this.#fail(new Error("Sidecar connection closed"));
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  #fail(error: Error): void {
+    this.#closed ??= error;
+    for (const waiter of this.#waiting.values()) waiter.reject(this.#closed);
+    this.#waiting.clear();
+  }
+
+  /**
+   * Closes the connection; requests still waiting reject (their blocks stay dirty).
+   *
+   * @returns When the reader stopped.
+   */
+  async close(): Promise<void> {
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the daemon.
+    }
+    await this.#reading;
+  }
+}
