@@ -68,10 +68,14 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
   }
   const socketPath = resolve(options.listen.slice(5));
   const openCudaPool = cudaPoolOpener(options.device, options.cudaLibraryPath);
-  await revokePermissionsExcept(
-    openCudaPool === undefined ? ["read", "write", "net"] : ["read", "write", "net", "ffi"],
-  );
   const poolDirs = await resolvePoolDirs(options.poolDirs);
+  // Deno grants files under /dev (where /dev/shm pools live) only to a process holding every
+  // permission, so revoking any would lock kvh out of the default pool directory.
+  if (!poolDirs.some((dir) => dir === "/dev" || dir.startsWith("/dev/"))) {
+    await revokePermissionsExcept(
+      openCudaPool === undefined ? ["read", "write", "net"] : ["read", "write", "net", "ffi"],
+    );
+  }
   await prepareSocketPath(socketPath);
   const log = await openForensicLog({
     dir: options.logDir,

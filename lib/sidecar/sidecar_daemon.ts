@@ -258,7 +258,12 @@ export class SidecarDaemon {
         );
         pending.add(started);
         void started.finally(() => pending.delete(started));
-        if (this.#isBye(line)) break;
+        if (this.#isBye(line)) {
+          // Leaving the loop cancels the socket's stream, which closes it: answer first.
+          await Promise.allSettled(pending);
+          await writing;
+          break;
+        }
       }
     } catch {
       // A reset connection ends like a closed one.
