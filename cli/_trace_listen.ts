@@ -167,15 +167,18 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
 async function resolvePoolDirs(dirs: readonly string[]): Promise<string[]> {
   const resolved: string[] = [];
   for (const dir of dirs.length > 0 ? dirs : ["/dev/shm"]) {
+    let real: string;
     try {
-      const real = await Deno.realPath(dir);
-      if (!(await Deno.stat(real)).isDirectory) throw new Error("not a directory");
-      resolved.push(real);
+      real = await Deno.realPath(dir);
     } catch (error) {
       throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: ${describeIoError(error)}`, {
         cause: error,
       });
     }
+    if (!(await Deno.stat(real)).isDirectory) {
+      throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: not a directory`);
+    }
+    resolved.push(real);
   }
   return resolved;
 }

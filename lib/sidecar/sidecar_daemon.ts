@@ -219,7 +219,7 @@ export class SidecarDaemon {
         : JSON.stringify(outcomes[0]!.reply);
       writing = writing.then(async () => {
         try {
-          if (!writable) throw new Error("connection closed");
+          if (!writable) throw new Error("Connection closed");
           const bytes = encoder.encode(body + "\n");
           for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
         } catch {

@@ -132,7 +132,10 @@ export class SidecarSession {
   handle(op: string, request: Fields): Promise<Fields> {
     if (this.#ctx.isShuttingDown() && op !== "bye" && op !== "stats") {
       return Promise.reject(
-        new SidecarRequestError("shutting_down", "kvh is stopping: no new requests are taken"),
+        new SidecarRequestError(
+          "shutting_down",
+          "The daemon is stopping: no new requests are taken",
+        ),
       );
     }
     switch (op) {
