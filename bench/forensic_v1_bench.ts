@@ -4,7 +4,7 @@
  * Run: deno bench --allow-read bench/forensic_v1_bench.ts
  */
 import { type JsonObject, parseJson } from "../lib/forensic/_json.ts";
-import { canonicalV1, checkV1Record } from "../lib/forensic/format_v1.ts";
+import { canonicalV1, checkV1Record, scanV1Line } from "../lib/forensic/format_v1.ts";
 
 const peer = new URL("../tests/fixtures/python-tool/", import.meta.url);
 const lines = Deno.readTextFileSync(new URL("hmac/kv_cache.log", peer))
@@ -36,4 +36,8 @@ Deno.bench("checkV1Record with key", { group: "v1" }, () => {
 
 Deno.bench("parseJson + checkV1Record with key", { group: "v1" }, () => {
   for (const line of lines) checkV1Record(parseJson(line) as JsonObject, key);
+});
+
+Deno.bench("scanV1Line (the fast path: no parse, no re-serialisation)", { group: "v1" }, () => {
+  for (const line of lines) scanV1Line(line);
 });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { V1LineScan } from "./format_v1.ts";
 import { splicedBodyEnd } from "./format_v2.ts";
 import {
   DIGEST_DESC_WORDS,
@@ -124,14 +125,17 @@ export class DigestBatch {
 let shared: DigestBatch | undefined;
 
 /**
- * Confirms natively the digests of every line of a run that has the v2 spliced form.
+ * Confirms natively the digests of every line of a run that has the v2 spliced form or a v1
+ * scan.
  *
  * @param lines Decoded lines (other entries are skipped).
+ * @param scans The v1 scan of each line, `null` where it has none.
  * @param key The HMAC key, if MACs are checked.
  * @returns Verdict bits per line, or `undefined` without the native library.
  */
 export function confirmDigests(
   lines: ReadonlyArray<string | object>,
+  scans: ReadonlyArray<V1LineScan | null>,
   key: Uint8Array | undefined,
 ): Uint8Array | undefined {
   const native = loadNativeDigests();
@@ -142,6 +146,11 @@ export function confirmDigests(
   const index = new Int32Array(lines.length);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
+    const scan = scans[i];
+    if (scan) {
+      index[i] = batch.addMessage(scan.message, scan.currHash, key && scan.mac);
+      continue;
+    }
     const end = typeof line === "string" ? splicedBodyEnd(line) : -1;
     index[i] = end < 0 ? -1 : batch.addV2Line(line as string, end);
   }

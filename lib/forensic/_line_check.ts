@@ -7,8 +7,9 @@
  * @module
  */
 import { JsonObject, JsonParseError, type JsonValue, parseJson } from "./_json.ts";
-import { confirmDigests } from "./_digest_batch.ts";
-import { checkV1Record } from "./format_v1.ts";
+import { confirmDigests, HASH_CONFIRMED, MAC_CONFIRMED } from "./_digest_batch.ts";
+import { constantTimeEqual, hmacHex, sha256Hex } from "./digest.ts";
+import { checkV1Record, scanV1Line, type V1LineScan } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
 import { decodeLines, type LineProblem } from "./reader.ts";
 import type { VerifyReason } from "./types.ts";
@@ -74,14 +75,20 @@ export interface CheckLineOptions {
  */
 export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineResult[] {
   const decoded = decodeLines(bytes, options.maxLineBytes);
+  // Lines in the Python tool's written form are scanned once, for the batch and the check.
+  const scans: (V1LineScan | null)[] = new Array(decoded.length).fill(null);
+  for (let i = 0; i < decoded.length; i++) {
+    const text = decoded[i]!;
+    if (typeof text === "string" && splicedBodyEnd(text) < 0) scans[i] = scanV1Line(text) ?? null;
+  }
   const confirmed = options.nativeDigests === false
     ? undefined
-    : confirmDigests(decoded, options.key);
+    : confirmDigests(decoded, scans, options.key);
   const results: LineResult[] = new Array(decoded.length);
   for (let i = 0; i < decoded.length; i++) {
     const text = decoded[i]!;
     results[i] = typeof text === "string"
-      ? checkLine(text, options, confirmed?.[i])
+      ? checkLine(text, options, confirmed?.[i], scans[i])
       : { kind: "unreadable", problem: text.problem };
   }
   return results;
@@ -92,12 +99,25 @@ export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineRe
  *
  * @param text The line without its `\n`.
  * @param options Key and v1 compatibility.
- * @param confirmed Digests the native batch checker confirmed (see checkV2Line).
+ * @param confirmed Digests the native batch checker confirmed (see checkV2Line; for a v1 line,
+ * those of its scan's message).
+ * @param scan The line's {@linkcode scanV1Line}, `null` when it has none; scanned here when
+ * not given.
  * @returns The record's chain fields, `blank`, or the first failing check.
  */
-export function checkLine(text: string, options: CheckLineOptions, confirmed = 0): LineResult {
+export function checkLine(
+  text: string,
+  options: CheckLineOptions,
+  confirmed = 0,
+  scan?: V1LineScan | null,
+): LineResult {
   if (text.trim() === "") return { kind: "blank" };
   if (splicedBodyEnd(text) >= 0) return checkV2(text, options.key, confirmed);
+  const scanned = scan === undefined ? scanV1Line(text) : scan;
+  if (scanned) {
+    const fast = checkV1Scan(scanned, options.key, confirmed);
+    if (fast !== undefined) return fast;
+  }
   // A v1 line is parsed once: when the strict parse finds curr_hash and no v, detectFormat would
   // say v1 too (JSON.parse sees the same members, or fails on NaN and its fallback finds
   // curr_hash), so the parse is handed on instead of repeated.
@@ -125,6 +145,26 @@ function detectFormat(text: string): "v1" | "v2" {
     // JSON.parse rejects the Python tool's NaN/Infinity tokens; its lines carry curr_hash.
     return /"curr_hash"\s*:/.test(text) ? "v1" : "v2";
   }
+}
+
+/**
+ * The v1 fast path: a record whose scan hashes (and MACs) as it says passes; anything else goes
+ * to the full path, which finds and words the failure.
+ */
+function checkV1Scan(
+  scan: V1LineScan,
+  key: Uint8Array | undefined,
+  confirmed: number,
+): LineResult | undefined {
+  const { message, currHash, prevHash, mac, eventType } = scan;
+  if ((confirmed & HASH_CONFIRMED) === 0 && sha256Hex(message) !== currHash) return undefined;
+  if (key !== undefined) {
+    if (mac === undefined) return undefined;
+    if ((confirmed & MAC_CONFIRMED) === 0 && !constantTimeEqual(mac, hmacHex(key, message))) {
+      return undefined;
+    }
+  }
+  return { kind: "v1", currHash, prevHash, hasMac: mac !== undefined, eventType };
 }
 
 function checkV2(text: string, key: Uint8Array | undefined, confirmed = 0): LineResult {

@@ -113,6 +113,165 @@ export function checkV1Record(record: JsonObject, key?: Uint8Array): V1RecordChe
   return { currHash, computedHash, prevHash, macOk, hasMac };
 }
 
+/** What {@linkcode scanV1Line} read from a line in the Python tool's written form. */
+export interface V1LineScan {
+  /** `prev_hash` + the canonical text: the bytes `curr_hash` and `hmac` are computed over. */
+  message: string;
+  /** The record's `curr_hash`. */
+  currHash: string;
+  /** The record's `prev_hash`, or `undefined` when missing or not a string (hashed as ""). */
+  prevHash: string | undefined;
+  /** The record's `hmac`, when it has one. */
+  mac: string | undefined;
+  /** The record's `event_type`, when it has one. */
+  eventType: string | undefined;
+}
+
+/**
+ * The v1 fast path: reads a line written the way the Python tool writes it
+ * (`json.dumps(record, ensure_ascii=False)`: `", "` and `": "` separators, no escapes, no
+ * nested objects) and builds its hash message from slices of the line, without parsing it into
+ * values and re-serialising them. Numbers are respelled as {@linkcode canonicalV1} does, keys
+ * sorted by code point. Anything else (escapes, other whitespace, nested objects, NaN,
+ * duplicate keys, `v`, rotate and prune records) gives `undefined`, and the caller takes the
+ * full path of {@linkcode checkV1Record}, which gives the same hash for every line this reads.
+ *
+ * @example Usage
+ * ```ts
+ * import { GENESIS_V1, scanV1Line, sealV1Record } from "./format_v1.ts";
+ * import { sha256Hex } from "./digest.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const { line, currHash } = sealV1Record({ event_type: "free", shape: [2, 8] }, GENESIS_V1);
+ * const scan = scanV1Line(line)!;
+ * assert.equal(scan.currHash, currHash);
+ * assert.equal(sha256Hex(scan.message), currHash);
+ * assert.equal(scanV1Line(line.replace(", ", ",")), undefined);
+ * ```
+ *
+ * @param line The line without its `\n`.
+ * @returns The record's hash message and chain fields, or `undefined`.
+ */
+export function scanV1Line(line: string): V1LineScan | undefined {
+  if (line.charCodeAt(0) !== 0x7b || !line.isWellFormed()) return undefined;
+  const entries: [string, string][] = [];
+  let currHash: string | undefined;
+  let prevHash: string | undefined;
+  let mac: string | undefined;
+  let eventType: string | undefined;
+  let pos = 1;
+  while (true) {
+    PLAIN_STRING.lastIndex = pos;
+    if (!PLAIN_STRING.test(line)) return undefined;
+    const key = line.slice(pos + 1, PLAIN_STRING.lastIndex - 1);
+    pos = PLAIN_STRING.lastIndex;
+    if (line.charCodeAt(pos) !== 0x3a || line.charCodeAt(pos + 1) !== 0x20) return undefined;
+    const piece = scanValue(line, pos + 2, 0);
+    if (piece === undefined) return undefined;
+    pos = valueEnd;
+    // Only the members the chain check reads are unquoted.
+    switch (key) {
+      case "curr_hash":
+        if ((currHash = stringContent(piece)) === undefined) return undefined;
+        break;
+      case "hmac":
+        if ((mac = stringContent(piece)) === undefined) return undefined;
+        break;
+      case "prev_hash":
+        prevHash = stringContent(piece);
+        break;
+      case "event_type":
+        eventType = stringContent(piece);
+        if (eventType === undefined || eventType === "rotate" || eventType === "prune") {
+          return undefined;
+        }
+        break;
+      case "v":
+        return undefined;
+    }
+    entries.push([key, piece]);
+    const next = line.charCodeAt(pos);
+    if (next === 0x7d && pos === line.length - 1) break;
+    if (next !== 0x2c || line.charCodeAt(pos + 1) !== 0x20) return undefined;
+    pos += 2;
+  }
+  if (currHash === undefined) return undefined;
+  const order = sortedOrder(entries, false);
+  let canonical = "{";
+  let previous: string | undefined;
+  for (let i = 0; i < order.length; i++) {
+    const [key, piece] = entries[order[i]!]!;
+    // Duplicate keys are malformed_json, which only the full path reports.
+    if (key === previous) return undefined;
+    previous = key;
+    if (key === "curr_hash" || key === "hmac") continue;
+    canonical += (canonical.length > 1 ? ',"' : '"') + key + '":' + piece;
+  }
+  return { message: (prevHash ?? "") + canonical + "}", currHash, prevHash, mac, eventType };
+}
+
+/** A string the Python tool writes as it is: no quote, backslash or control character. */
+// deno-lint-ignore no-control-regex -- controls are exactly what needs escaping
+const PLAIN_STRING = /"[^"\\\u0000-\u001f]*"/y;
+const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const MAX_ARRAY_DEPTH = 64;
+let valueEnd = 0;
+
+/**
+ * The canonical text of the value at `pos` (ending at `valueEnd`), or `undefined` when it is not
+ * in the form scanV1Line reads. The caller checks what follows, so `01` or `1.` fail there.
+ */
+function scanValue(line: string, pos: number, depth: number): string | undefined {
+  const c = line.charCodeAt(pos);
+  if (c === 0x22) {
+    PLAIN_STRING.lastIndex = pos;
+    if (!PLAIN_STRING.test(line)) return undefined;
+    valueEnd = PLAIN_STRING.lastIndex;
+    return line.slice(pos, valueEnd);
+  }
+  if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+    NUMBER.lastIndex = pos;
+    if (!NUMBER.test(line)) return undefined;
+    valueEnd = NUMBER.lastIndex;
+    return canonicalNumber(line.slice(pos, valueEnd));
+  }
+  if (c === 0x5b && depth < MAX_ARRAY_DEPTH) {
+    if (line.charCodeAt(pos + 1) === 0x5d) {
+      valueEnd = pos + 2;
+      return "[]";
+    }
+    let out = "[";
+    pos++;
+    while (true) {
+      const piece = scanValue(line, pos, depth + 1);
+      if (piece === undefined) return undefined;
+      out += piece;
+      pos = valueEnd;
+      const next = line.charCodeAt(pos);
+      if (next === 0x5d) {
+        valueEnd = pos + 1;
+        return out + "]";
+      }
+      if (next !== 0x2c || line.charCodeAt(pos + 1) !== 0x20) return undefined;
+      out += ",";
+      pos += 2;
+    }
+  }
+  for (const word of WORDS) {
+    if (line.startsWith(word, pos)) {
+      valueEnd = pos + word.length;
+      return word;
+    }
+  }
+  return undefined;
+}
+
+const WORDS = ["true", "false", "null"];
+
+function stringContent(piece: string): string | undefined {
+  return piece.charCodeAt(0) === 0x22 ? piece.slice(1, -1) : undefined;
+}
+
 /** Options of {@linkcode sealV1Record}. */
 export interface SealV1Options {
   /**
