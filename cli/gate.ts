@@ -11,7 +11,11 @@
  */
 import type { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
-import { evaluateGate } from "../lib/gate/evaluate_gate.ts";
+import {
+  ACCEPTED_RUN_STATUSES,
+  evaluateGate,
+  RUN_STATUS_CHECK,
+} from "../lib/gate/evaluate_gate.ts";
 import { readGateMetrics } from "../lib/gate/read_metrics.ts";
 import type { GateMetrics, GateThresholds } from "../lib/gate/types.ts";
 import {
@@ -260,6 +264,7 @@ async function verifyForGate(
 
 function formatValue(name: string, value: number): string {
   if (name === "log_verified") return value === 1 ? "verified" : "not verified";
+  if (name === RUN_STATUS_CHECK) return value === 1 ? ACCEPTED_RUN_STATUSES.join("|") : "other";
   return String(value);
 }
 
@@ -270,8 +275,12 @@ function renderTable(
   const paint = (text: string, code: number) => color ? `\x1b[${code}m${text}\x1b[0m` : text;
   const rows = document.checks.map((check) => [
     check.name,
-    `${check.comparator} ${formatValue(check.name, check.threshold)}`,
-    formatValue(check.name, check.actual) + (check.source ? ` (${check.source})` : ""),
+    check.name === RUN_STATUS_CHECK
+      ? formatValue(check.name, 1)
+      : `${check.comparator} ${formatValue(check.name, check.threshold)}`,
+    check.name === RUN_STATUS_CHECK
+      ? check.source ?? ""
+      : formatValue(check.name, check.actual) + (check.source ? ` (${check.source})` : ""),
     check.pass ? "pass" : "FAIL",
   ]);
   const header = ["check", "threshold", "actual", "result"];
@@ -289,6 +298,13 @@ function renderTable(
   const why = failure
     ? [`log: ${failure.reason} at ${failure.file}:${failure.line}: ${failure.detail}`]
     : [];
+  const run = document.checks.find((check) => check.name === RUN_STATUS_CHECK && !check.pass);
+  if (run !== undefined) {
+    why.unshift(
+      `run: the run that wrote ${document.input} ended ${run.source}, so its metrics cover ` +
+        "only part of the work",
+    );
+  }
   return [line(header), ...body, ...why, `verdict: ${verdict}`].join("\n");
 }
 

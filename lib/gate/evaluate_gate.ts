@@ -5,87 +5,24 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
-import type {
-  GateCheck,
-  GateFailure,
-  GateMetricName,
-  GateMetrics,
-  GateThresholds,
-  GateVerdict,
-} from "./types.ts";
+import type { RunStatus } from "../metrics/types.ts";
+import { THRESHOLDS, thresholdsRecord, thresholdValueProblem } from "./thresholds.ts";
+import type { GateCheck, GateFailure, GateMetrics, GateThresholds, GateVerdict } from "./types.ts";
 
-interface CheckSpec {
-  name: string;
-  metric: GateMetricName;
-  comparator: ">=" | "<=";
-  threshold: keyof GateThresholds;
-  integer: boolean;
-}
+/** Name of the check a metrics document's `run_status` adds. */
+export const RUN_STATUS_CHECK = "run_status";
 
-/** The checks in the Python tool's order (reference §5), so `failures` lists in the same order. */
-const CHECKS: readonly CheckSpec[] = [
-  {
-    name: "coverage_pct",
-    metric: "min_coverage_pct",
-    comparator: ">=",
-    threshold: "coverageMinPct",
-    integer: false,
-  },
-  {
-    name: "unsanitized_regions_count",
-    metric: "unsanitized_regions_count",
-    comparator: "<=",
-    threshold: "unsanitizedMax",
-    integer: true,
-  },
-  {
-    name: "quarantine_count",
-    metric: "quarantine_count",
-    comparator: "<=",
-    threshold: "quarantineMax",
-    integer: true,
-  },
-  {
-    name: "reuse_rate",
-    metric: "reuse_rate",
-    comparator: "<=",
-    threshold: "reuseRateMax",
-    integer: false,
-  },
-  {
-    name: "sanitize_duration_p95_ms",
-    metric: "sanitize_duration_p95_ms",
-    comparator: "<=",
-    threshold: "p95MaxMs",
-    integer: false,
-  },
-];
-
-function requireValid(what: string, value: number, integer: boolean): void {
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new KvhError(
-      "gate_value_invalid",
-      `Invalid ${what}: expected a finite number, got ${value}`,
-    );
-  }
-  if (value < 0) {
-    throw new KvhError("gate_value_invalid", `Invalid ${what}: must not be negative, got ${value}`);
-  }
-  if (integer && !Number.isInteger(value)) {
-    throw new KvhError(
-      "gate_value_invalid",
-      `Invalid ${what}: expected a whole count, got ${value}`,
-    );
-  }
-}
+/** The run statuses whose numbers are a result: the run finished, or is a live snapshot. */
+export const ACCEPTED_RUN_STATUSES: readonly RunStatus[] = ["completed", "running", "stopped"];
 
 /**
  * Applies thresholds to metrics. Every threshold that is set is checked; minimums pass when the
  * value is equal or above, maximums when it is equal or below.
  *
- * Fails closed: a threshold whose metric is missing, a metric or threshold that is not a finite
- * non-negative number, or a fractional count raises a {@linkcode KvhError} with exit code 1
- * instead of passing.
+ * Fails closed: a threshold whose metric is missing, a metric or threshold that is not a value
+ * the metric can take (see `thresholdValueProblem`) raises a {@linkcode KvhError} with exit code
+ * 1 instead of passing. Metrics with a `run_status` get a `run_status` check that fails for
+ * `failed` and `interrupted` (the run ended early; its numbers cover part of the work).
  *
  * @param metrics The measured values (and optionally where each came from).
  * @param thresholds The thresholds to apply.
@@ -110,22 +47,28 @@ function requireValid(what: string, value: number, integer: boolean): void {
 export function evaluateGate(metrics: GateMetrics, thresholds: GateThresholds): GateVerdict {
   const checks: GateCheck[] = [];
   const failures: GateFailure[] = [];
-  for (const spec of CHECKS) {
-    const threshold = thresholds[spec.threshold];
+  for (const spec of THRESHOLDS) {
+    const threshold = thresholds[spec.key];
     if (threshold === undefined) continue;
-    requireValid(`threshold ${spec.threshold}`, threshold, spec.integer);
+    const invalid = thresholdValueProblem(spec, threshold);
+    if (invalid !== undefined) {
+      throw new KvhError("gate_value_invalid", `Invalid threshold ${spec.key}: ${invalid}`);
+    }
     const actual = metrics[spec.metric];
     if (actual === undefined) {
       throw new KvhError(
         "gate_metric_missing",
-        `Missing metric ${spec.metric}: the ${spec.name} threshold needs it`,
+        `Missing metric ${spec.metric}: the ${spec.check} threshold needs it`,
       );
     }
-    requireValid(`metric ${spec.metric}`, actual, spec.integer);
+    const problem = thresholdValueProblem(spec, actual);
+    if (problem !== undefined) {
+      throw new KvhError("gate_value_invalid", `Invalid metric ${spec.metric}: ${problem}`);
+    }
     const pass = spec.comparator === ">=" ? actual >= threshold : actual <= threshold;
     const source = metrics.sources?.[spec.metric];
     const check: GateCheck = {
-      name: spec.name,
+      name: spec.check,
       comparator: spec.comparator,
       threshold,
       actual,
@@ -135,22 +78,36 @@ export function evaluateGate(metrics: GateMetrics, thresholds: GateThresholds): 
     checks.push(check);
     if (!pass) {
       const failure: GateFailure = spec.comparator === ">="
-        ? { metric: spec.name, actual, expected_min: threshold }
-        : { metric: spec.name, actual, expected_max: threshold };
+        ? { metric: spec.check, actual, expected_min: threshold }
+        : { metric: spec.check, actual, expected_max: threshold };
       if (source !== undefined) failure.source = source;
       failures.push(failure);
+    }
+  }
+  if (metrics.run_status !== undefined) {
+    // Numeric like every row (1: a result, 0: not); the status itself is the check's source.
+    const pass = ACCEPTED_RUN_STATUSES.includes(metrics.run_status);
+    checks.push({
+      name: RUN_STATUS_CHECK,
+      comparator: ">=",
+      threshold: 1,
+      actual: pass ? 1 : 0,
+      pass,
+      source: metrics.run_status,
+    });
+    if (!pass) {
+      failures.push({
+        metric: RUN_STATUS_CHECK,
+        actual: 0,
+        expected_min: 1,
+        source: metrics.run_status,
+      });
     }
   }
   return {
     pass: failures.length === 0,
     checks,
     failures,
-    thresholds: {
-      coverage_pct_min: thresholds.coverageMinPct,
-      unsanitized_regions_max: thresholds.unsanitizedMax,
-      quarantine_count_max: thresholds.quarantineMax,
-      reuse_rate_max: thresholds.reuseRateMax ?? null,
-      sanitize_p95_ms_max: thresholds.p95MaxMs ?? null,
-    },
+    thresholds: thresholdsRecord(thresholds),
   };
 }

@@ -8,7 +8,18 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
-import type { GateMetricName, GateMetrics } from "./types.ts";
+import {
+  FileTooLargeError,
+  NotRegularFileError,
+  readRegularFileSync,
+} from "../io/read_regular_file.ts";
+import { RUN_STATUSES, type RunStatus } from "../metrics/types.ts";
+import { parseStrictJson } from "./_strict_json.ts";
+import { THRESHOLDS, thresholdValueProblem } from "./thresholds.ts";
+import type { GateMetrics } from "./types.ts";
+
+/** Largest metrics file read; a metrics document is a few kilobytes. */
+export const METRICS_MAX_BYTES = 1024 * 1024;
 
 /** The metrics a gate reads and the JSON object they came from. */
 export interface GateMetricsInput {
@@ -19,15 +30,6 @@ export interface GateMetricsInput {
   /** Whether the values sat under a top-level `"metrics"` object. */
   nested: boolean;
 }
-
-/** The gate's metrics and whether each is a count (a whole number). */
-const GATE_METRICS: ReadonlyArray<readonly [GateMetricName, boolean]> = [
-  ["min_coverage_pct", false],
-  ["unsanitized_regions_count", true],
-  ["quarantine_count", true],
-  ["sanitize_duration_p95_ms", false],
-  ["reuse_rate", false],
-];
 
 function describeType(value: unknown): string {
   if (value === null) return "null";
@@ -41,10 +43,13 @@ function isObject(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Parses and validates metrics JSON. Every value the gate knows must be a JSON number that is
- * finite and not negative, and counts must be whole: strings, `null`, `NaN` or `Infinity` tokens,
- * numbers too large for a double, negative or fractional counts are refused, even where the
- * Python tool let them pass. Other keys are kept as they are.
+ * Parses and validates metrics JSON. Every value the gate knows must be a JSON number the metric
+ * can take (finite, not negative, whole for counts, a coverage of at most 100 percent): strings,
+ * `null`, `NaN` or `Infinity` tokens, numbers too large for a double, negative or fractional
+ * counts are refused, even where the Python tool let them pass. So are a duplicate key anywhere
+ * (`JSON.parse` would keep the last), a byte order mark and nesting deeper than 64 levels. A
+ * `run_status` (kvh's metrics) must be one of `RUN_STATUSES`; the Python tool's files have none.
+ * Other keys are kept as they are.
  *
  * @param text The file's text.
  * @param name The file's name, used in messages.
@@ -65,33 +70,33 @@ export function parseGateMetrics(text: string, name: string): GateMetricsInput {
   const malformed = (detail: string) =>
     new KvhError("metrics_malformed", `Malformed metrics ${name}: ${detail}`);
   if (text.trim() === "") throw malformed("the file is empty");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    // V8 quotes the input in its message; keep the diagnostic on one short line.
-    throw malformed(`not valid JSON: ${detail.replace(/\s+/g, " ").slice(0, 160)}`);
-  }
+  const result = parseStrictJson(text);
+  if (!result.ok) throw malformed(result.problem);
+  const parsed = result.value;
   if (!isObject(parsed)) throw malformed(`expected a JSON object, got ${describeType(parsed)}`);
   const hasGateKey = (object: Record<string, unknown>) =>
-    GATE_METRICS.some(([key]) => Object.hasOwn(object, key));
+    THRESHOLDS.some((spec) => Object.hasOwn(object, spec.metric));
   const inner = parsed["metrics"];
   const nested = !hasGateKey(parsed) && isObject(inner);
   const document = nested ? inner : parsed;
   const metrics: GateMetrics = {};
-  for (const [key, isCount] of GATE_METRICS) {
-    if (!Object.hasOwn(document, key)) continue;
-    const value = document[key];
-    if (typeof value !== "number") {
-      throw malformed(`${key} must be a number, got ${describeType(value)}`);
+  for (const spec of THRESHOLDS) {
+    if (!Object.hasOwn(document, spec.metric)) continue;
+    const value = document[spec.metric];
+    const problem = thresholdValueProblem(spec, value);
+    if (problem !== undefined) throw malformed(`${spec.metric} ${problem}`);
+    metrics[spec.metric] = value as number;
+  }
+  const status = Object.hasOwn(document, "run_status")
+    ? document["run_status"]
+    : parsed["run_status"];
+  if (status !== undefined) {
+    if (!RUN_STATUSES.includes(status as RunStatus)) {
+      throw malformed(
+        `run_status must be one of ${RUN_STATUSES.join(", ")}, got ${describeType(status)}`,
+      );
     }
-    if (!Number.isFinite(value)) throw malformed(`${key} must be finite, got ${value}`);
-    if (value < 0) throw malformed(`${key} must not be negative, got ${value}`);
-    if (isCount && !Number.isInteger(value)) {
-      throw malformed(`${key} must be a whole count, got ${value}`);
-    }
-    metrics[key] = value;
+    metrics.run_status = status as RunStatus;
   }
   return { metrics, document, nested };
 }
@@ -101,7 +106,8 @@ export function parseGateMetrics(text: string, name: string): GateMetricsInput {
  *
  * @param path The metrics file.
  * @returns The values, the object they came from, and the file's bytes (for an evidence bundle).
- * @throws {KvhError} `metrics_unreadable` or `metrics_malformed` (exit 1).
+ * @throws {KvhError} `metrics_unreadable` (missing, not a regular file, over
+ * {@linkcode METRICS_MAX_BYTES}) or `metrics_malformed` (exit 1).
  *
  * @example Usage
  * ```ts
@@ -118,24 +124,35 @@ export function parseGateMetrics(text: string, name: string): GateMetricsInput {
  * }
  * ```
  */
-export async function readGateMetrics(
+export function readGateMetrics(
   path: string,
 ): Promise<GateMetricsInput & { bytes: Uint8Array<ArrayBuffer> }> {
+  // The read is synchronous (a few kilobytes, once per run); the promise keeps the public shape.
+  try {
+    return Promise.resolve(readMetricsFile(path));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function readMetricsFile(path: string): GateMetricsInput & { bytes: Uint8Array<ArrayBuffer> } {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = await Deno.readFile(path);
+    // Decided on the opened file before reading: a FIFO, /dev/zero or a huge file is refused.
+    bytes = readRegularFileSync(path, { maxBytes: METRICS_MAX_BYTES }).bytes;
   } catch (error) {
-    throw new KvhError(
-      "metrics_unreadable",
-      `Cannot read metrics ${path}: ${describeIoError(error)}`,
-      {
-        cause: error,
-      },
-    );
+    const why = error instanceof NotRegularFileError
+      ? "not a regular file"
+      : error instanceof FileTooLargeError
+      ? `larger than ${METRICS_MAX_BYTES} bytes (${error.size})`
+      : describeIoError(error);
+    throw new KvhError("metrics_unreadable", `Cannot read metrics ${path}: ${why}`, {
+      cause: error,
+    });
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch (error) {
     throw new KvhError("metrics_malformed", `Malformed metrics ${path}: not valid UTF-8`, {
       cause: error,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RunStatus } from "../metrics/types.ts";
 
 /** Thresholds the gate applies. Optional ones are checked only when set. */
 export interface GateThresholds {
@@ -43,6 +44,11 @@ export interface GateMetrics {
   sanitize_duration_p95_ms?: number;
   /** Reuses per allocation. */
   reuse_rate?: number;
+  /**
+   * How the run that wrote the metrics ended (kvh's metrics; the Python tool's have none):
+   * `failed` and `interrupted` fail the gate, their numbers cover only part of the work.
+   */
+  run_status?: RunStatus;
   /**
    * Where each value came from, e.g. the node that reported the worst value in a fleet; copied
    * into the matching {@linkcode GateCheck.source}.

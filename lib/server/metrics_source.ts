@@ -17,6 +17,13 @@
  */
 import fs from "node:fs";
 import { dirname } from "node:path";
+import {
+  FileTooLargeError,
+  fromNodeError,
+  NotRegularFileError,
+  readRegularFileSync,
+  SymlinkRefusedError,
+} from "../io/read_regular_file.ts";
 import type { ExpositionSnapshot, MetricsSource, MetricsSourceStats } from "./types.ts";
 
 /** Options of {@linkcode FileMetricsSource}. */
@@ -53,11 +60,6 @@ interface Identity {
   size: number;
   mtimeMs: number;
 }
-
-// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. Both are 0 where
-// the platform lacks them (Windows), which has neither FIFOs nor this kind of symlink attack.
-const OPEN_FLAGS = fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0) |
-  (fs.constants.O_NONBLOCK ?? 0);
 
 /**
  * Serves a Prometheus textfile from memory: loaded at construction, reloaded on directory
@@ -157,7 +159,7 @@ export class FileMetricsSource implements MetricsSource, Disposable {
       // lstat: replacing the file with a symlink changes the identity and forces a reload.
       info = fs.lstatSync(this.#path);
     } catch (error) {
-      if (this.#snapshot.ok || this.#identity !== null) this.#fail(error);
+      if (this.#snapshot.ok || this.#identity !== null) this.#fail(fromNodeError(error));
       return;
     }
     const seen = this.#identity;
@@ -170,26 +172,20 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   }
 
   #reload(): void {
-    let fd: number | undefined;
     try {
-      fd = fs.openSync(this.#path, OPEN_FLAGS);
-      // fstat describes the inode actually opened, so what is checked is what is read, and a
+      // The opened descriptor, not the path, is checked: what is checked is what is read, and a
       // rename between open and read is caught by the next scrape's comparison.
-      const info = fs.fstatSync(fd);
-      if (!info.isFile()) throw new TypeError("Not a regular file");
-      if (info.size > this.#maxBytes) {
-        throw new RangeError(`Too large: ${info.size} bytes, limit ${this.#maxBytes}`);
-      }
-      const body = readAll(fd, info.size);
-      this.#identity = { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
+      const { bytes, ino, mtimeMs } = readRegularFileSync(this.#path, {
+        maxBytes: this.#maxBytes,
+        noFollow: true,
+      });
+      this.#identity = { ino, size: bytes.length, mtimeMs };
       const recovered = !this.#snapshot.ok && this.#reloadFailures > 0;
-      this.#snapshot = { ok: true, body };
+      this.#snapshot = { ok: true, body: bytes };
       this.#reloads++;
       if (recovered) this.#log(`Reloaded metrics file ${this.#path}: serving it again`);
     } catch (error) {
       this.#fail(error);
-    } finally {
-      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
@@ -226,48 +222,23 @@ export class FileMetricsSource implements MetricsSource, Disposable {
   }
 }
 
-function readAll(fd: number, expected: number): Uint8Array<ArrayBuffer> {
-  let buffer = new Uint8Array(Math.max(expected, 4096));
-  let length = 0;
-  while (true) {
-    if (length === buffer.length) {
-      const grown = new Uint8Array(buffer.length * 2);
-      grown.set(buffer);
-      buffer = grown;
-    }
-    const read = fs.readSync(fd, buffer, length, buffer.length - length, null);
-    if (read === 0) break;
-    length += read;
-  }
-  return buffer.slice(0, length);
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
 function describe(error: unknown): string {
-  const code = errorCode(error);
-  if (code === "ENOENT" || error instanceof Deno.errors.NotFound) return "Metrics file not found";
-  if (code === "EACCES" || error instanceof Deno.errors.PermissionDenied) {
+  if (error instanceof Deno.errors.NotFound) return "Metrics file not found";
+  if (error instanceof Deno.errors.PermissionDenied) {
     return "Metrics file unreadable: permission denied";
   }
-  if (code === "ELOOP") return "Metrics file unreadable: a symlink, which is never followed";
-  if (code === "EISDIR" || error instanceof TypeError) {
-    return "Metrics file unreadable: not a regular file";
+  if (error instanceof SymlinkRefusedError) {
+    return "Metrics file unreadable: a symlink, which is never followed";
   }
-  if (error instanceof RangeError) return "Metrics file unreadable: too large";
+  if (error instanceof NotRegularFileError) return "Metrics file unreadable: not a regular file";
+  if (error instanceof FileTooLargeError) return "Metrics file unreadable: too large";
   return "Metrics file unreadable";
 }
 
 function reasonDetail(error: unknown): string {
-  const code = errorCode(error);
-  if (code === "ENOENT" || error instanceof Deno.errors.NotFound) return "not found";
-  if (code === "EACCES" || error instanceof Deno.errors.PermissionDenied) {
-    return "permission denied";
-  }
-  if (code === "ELOOP") return "it is a symlink, which is never followed";
+  if (error instanceof Deno.errors.NotFound) return "not found";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof SymlinkRefusedError) return "it is a symlink, which is never followed";
   if (error instanceof Error) return error.message.split("\n")[0]!.toLowerCase();
   return String(error);
 }

@@ -77,7 +77,7 @@ Deno.test("kvh gate --json prints the Python-compatible verdict as one document"
 });
 
 Deno.test("kvh gate fails a coverage minimum above the measured value", async () => {
-  assert.equal((await kvh(["gate", fixture("pass"), "--coverage-min", "100.01"])).code, 2);
+  assert.equal((await kvh(["gate", fixture("boundary-equal"), "--coverage-min", "99.96"])).code, 2);
   assert.equal((await kvh(["gate", fixture("pass"), "--coverage-min=100"])).code, 0);
 });
 
@@ -399,9 +399,64 @@ Deno.test("kvh gate loads no npm package, server, GPU or tracer module up front"
   visit(gateUrl);
   const loaded = [...staticClosure];
   assert.ok(loaded.includes(gateUrl));
-  assert.deepEqual(loaded.filter((url) => !url.startsWith("file:")), []);
+  // node: built-ins are part of the runtime's snapshot; npm packages cost tens of milliseconds.
+  assert.deepEqual(loaded.filter((url) => !/^(file|node):/.test(url)), []);
+  // lib/metrics/types.ts holds data shapes and the run-status vocabulary, nothing to run.
   assert.deepEqual(
-    loaded.filter((url) => /\/(lib\/(server|tracer|sanitize|metrics)|ffi)\//.test(url)),
+    loaded.filter((url) =>
+      /\/(lib\/(server|tracer|sanitize|metrics)|ffi)\//.test(url) &&
+      !url.endsWith("/lib/metrics/types.ts")
+    ),
     [],
   );
+});
+
+Deno.test("kvh gate fails metrics of an interrupted or failed run with exit 2 and says why", async () => {
+  await withTempDir(async (dir) => {
+    const clean = JSON.parse(await Deno.readTextFile(fixture("pass")));
+    for (const status of ["interrupted", "failed"]) {
+      await Deno.writeTextFile(`${dir}/c.json`, JSON.stringify({ ...clean, run_status: status }));
+      const run = await kvh(["gate", `${dir}/c.json`]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(
+        run.stdout,
+        new RegExp(`run_status +completed\\|running\\|stopped +${status} +FAIL`),
+      );
+      assert.match(
+        run.stdout,
+        new RegExp(
+          `run: the run that wrote .*c\\.json ended ${status}, so its metrics cover only part`,
+        ),
+      );
+    }
+    await Deno.writeTextFile(
+      `${dir}/c.json`,
+      JSON.stringify({ ...clean, run_status: "completed" }),
+    );
+    assert.equal((await kvh(["gate", `${dir}/c.json`])).code, 0);
+  });
+});
+
+Deno.test("kvh gate refuses duplicate keys, impossible values and a FIFO with exit 1", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/dup.json`,
+      '{"min_coverage_pct": 100, "unsanitized_regions_count": 0, "quarantine_count": 5, "quarantine_count": 0}',
+    );
+    const dup = await kvh(["gate", `${dir}/dup.json`]);
+    assert.equal(dup.code, 1);
+    assert.match(
+      dup.stderr,
+      /kvh: Malformed metrics .*dup\.json: duplicate key "quarantine_count"/,
+    );
+    await Deno.writeTextFile(
+      `${dir}/over.json`,
+      '{"min_coverage_pct": 250, "unsanitized_regions_count": 0, "quarantine_count": 0}',
+    );
+    assert.equal((await kvh(["gate", `${dir}/over.json`])).code, 1);
+    assert.equal((await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output()).code, 0);
+    const fifo = await kvh(["gate", `${dir}/fifo`]);
+    assert.equal(fifo.code, 1);
+    assert.match(fifo.stderr, /kvh: Cannot read metrics .*fifo: not a regular file/);
+  });
 });

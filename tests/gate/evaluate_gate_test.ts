@@ -111,12 +111,13 @@ Deno.test("evaluateGate() checks an optional metric only when its threshold is s
   assert.equal(verdict.pass, true);
 });
 
-Deno.test("evaluateGate() refuses NaN, infinite, negative and fractional values", () => {
+Deno.test("evaluateGate() refuses NaN, infinite, negative, fractional and impossible values", () => {
   const bad: Array<[GateMetrics, RegExp]> = [
-    [{ ...CLEAN, min_coverage_pct: NaN }, /min_coverage_pct: expected a finite number/],
-    [{ ...CLEAN, min_coverage_pct: Infinity }, /min_coverage_pct: expected a finite number/],
+    [{ ...CLEAN, min_coverage_pct: NaN }, /min_coverage_pct: must be finite/],
+    [{ ...CLEAN, min_coverage_pct: Infinity }, /min_coverage_pct: must be finite/],
+    [{ ...CLEAN, min_coverage_pct: 100.5 }, /min_coverage_pct: must be at most 100, got 100\.5/],
     [{ ...CLEAN, quarantine_count: -1 }, /quarantine_count: must not be negative/],
-    [{ ...CLEAN, unsanitized_regions_count: 0.5 }, /unsanitized_regions_count: expected a whole/],
+    [{ ...CLEAN, unsanitized_regions_count: 0.5 }, /unsanitized_regions_count: must be a whole/],
   ];
   for (const [metrics, pattern] of bad) {
     assertKvhError(() => evaluateGate(metrics, STRICT), "gate_value_invalid", pattern);
@@ -146,4 +147,22 @@ Deno.test("evaluateGate() passes exactly when every value is within its threshol
     ),
     { seed: 4242, numRuns: 300 },
   );
+});
+
+Deno.test("evaluateGate() fails a failed or interrupted run and accepts the others", () => {
+  for (const status of ["failed", "interrupted"] as const) {
+    const verdict = evaluateGate({ ...CLEAN, run_status: status }, STRICT);
+    assert.equal(verdict.pass, false, status);
+    assert.deepEqual(verdict.failures, [
+      { metric: "run_status", actual: 0, expected_min: 1, source: status },
+    ]);
+    assert.equal(verdict.checks.at(-1)?.source, status);
+  }
+  for (const status of ["completed", "running", "stopped"] as const) {
+    const verdict = evaluateGate({ ...CLEAN, run_status: status }, STRICT);
+    assert.equal(verdict.pass, true, status);
+    assert.equal(verdict.checks.at(-1)?.name, "run_status");
+  }
+  // The Python tool's files have no run_status: no check, judged as before.
+  assert.ok(!evaluateGate(CLEAN, STRICT).checks.some((check) => check.name === "run_status"));
 });

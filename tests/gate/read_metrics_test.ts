@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { parseGateMetrics, readGateMetrics } from "../../lib/gate/read_metrics.ts";
+import {
+  METRICS_MAX_BYTES,
+  parseGateMetrics,
+  readGateMetrics,
+} from "../../lib/gate/read_metrics.ts";
 import { KvhError } from "../../lib/errors.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -98,6 +102,88 @@ Deno.test("readGateMetrics() reports a missing file and invalid UTF-8 as exit 1"
   try {
     await Deno.writeFile(`${dir}/bad.json`, new Uint8Array([0x7b, 0xff, 0x7d]));
     await assert.rejects(readGateMetrics(`${dir}/bad.json`), /not valid UTF-8/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseGateMetrics() refuses a duplicate key at any depth (JSON.parse keeps the last)", () => {
+  assertMalformed(
+    '{"quarantine_count": 5, "quarantine_count": 0}',
+    /duplicate key "quarantine_count" in one object/,
+  );
+  assertMalformed('{"metrics": {"a": 1, "b": {"c": 1, "c": 2}}}', /duplicate key "c"/);
+  // The same key in two objects, or escaped differently but equal, is judged by its value.
+  assert.equal(parseGateMetrics('{"a": {"k": 1}, "b": {"k": 2}}', "m").nested, false);
+  assertMalformed('{"k": 1, "\\u006b": 2}', /duplicate key "k"/);
+  // A key-like string as a value or in an array is not a key.
+  assert.equal(parseGateMetrics('{"a": "a", "b": ["a", "a"], "c": "a"}', "m").nested, false);
+});
+
+Deno.test("parseGateMetrics() refuses a coverage above 100 percent", () => {
+  assertMalformed(
+    '{"min_coverage_pct": 100.5}',
+    /min_coverage_pct must be at most 100, got 100\.5/,
+  );
+  assert.equal(parseGateMetrics('{"min_coverage_pct": 100}', "m").metrics.min_coverage_pct, 100);
+});
+
+Deno.test("parseGateMetrics() refuses a byte order mark and deep nesting with a clear reason", () => {
+  assertMalformed('\ufeff{"quarantine_count": 0}', /a byte order mark before the JSON text/);
+  assertMalformed(`{"x": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`, /nesting deeper than 64/);
+  assertMalformed(`{"x": ${"[".repeat(100_000)}`, /nesting deeper than 64/);
+  const deepest = `{"x": ${"[".repeat(63)}${"]".repeat(63)}}`;
+  assert.equal(parseGateMetrics(deepest, "m").nested, false);
+});
+
+Deno.test("parseGateMetrics() reads run_status and refuses a value outside RUN_STATUSES", () => {
+  assert.equal(
+    parseGateMetrics('{"quarantine_count": 0, "run_status": "interrupted"}', "m").metrics
+      .run_status,
+    "interrupted",
+  );
+  assert.equal(
+    parseGateMetrics('{"run_status": "failed", "metrics": {"quarantine_count": 0}}', "m")
+      .metrics.run_status,
+    "failed",
+  );
+  assert.equal(parseGateMetrics('{"quarantine_count": 0}', "m").metrics.run_status, undefined);
+  assertMalformed('{"run_status": "done"}', /run_status must be one of running, completed/);
+  assertMalformed('{"run_status": 1}', /run_status must be one of .*, got a number/);
+});
+
+Deno.test("readGateMetrics() refuses a BOM that a UTF-8 decoder would drop", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const body = new TextEncoder().encode('{"quarantine_count": 0}');
+    await Deno.writeFile(`${dir}/bom.json`, new Uint8Array([0xef, 0xbb, 0xbf, ...body]));
+    await assert.rejects(readGateMetrics(`${dir}/bom.json`), /a byte order mark/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readGateMetrics() refuses a FIFO, a device and an oversized file before reading", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const made = await new Deno.Command("mkfifo", { args: [`${dir}/fifo.json`] }).output();
+    assert.equal(made.code, 0);
+    // No writer ever opens the FIFO: reading it would block forever.
+    await assert.rejects(readGateMetrics(`${dir}/fifo.json`), (error: unknown) => {
+      assert.ok(error instanceof KvhError);
+      assert.equal(error.code, "metrics_unreadable");
+      assert.match(error.message, /fifo\.json: not a regular file$/);
+      return true;
+    });
+    await assert.rejects(readGateMetrics("/dev/zero"), /\/dev\/zero: not a regular file/);
+    await assert.rejects(readGateMetrics(dir), /not a regular file/);
+    await Deno.writeTextFile(`${dir}/big.json`, " ".repeat(METRICS_MAX_BYTES + 1));
+    await assert.rejects(
+      readGateMetrics(`${dir}/big.json`),
+      new RegExp(
+        `big\\.json: larger than ${METRICS_MAX_BYTES} bytes \\(${METRICS_MAX_BYTES + 1}\\)`,
+      ),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,205 @@
+/**
+ * The gate's thresholds, once (issue 10 item 3): one row per threshold names its flag, its
+ * environment variable, its policy-file and verdict key, its `GateThresholds` field, the metric
+ * it applies to, the check it becomes and the values it can take. The flag table, the policy
+ * reader, the metrics reader, the evaluation and the verdict all read this table, and every
+ * number goes through {@linkcode thresholdValueProblem}, so a value means the same wherever it
+ * is written.
+ *
+ * @module
+ */
+import { KvhError } from "../errors.ts";
+import type { GateMetricName, GateThresholds, GateThresholdsRecord } from "./types.ts";
+
+/** One threshold in every spelling. */
+export interface ThresholdSpec {
+  /** Field of {@linkcode GateThresholds}. */
+  key: keyof GateThresholds;
+  /** The check's name in the verdict (the Python tool's `metric` name). */
+  check: string;
+  /** The metric the threshold applies to. */
+  metric: GateMetricName;
+  /** `>=` for a minimum, `<=` for a maximum. */
+  comparator: ">=" | "<=";
+  /** Key in a policy file and in the verdict's `thresholds` (the Python verdict's name). */
+  policyKey: keyof GateThresholdsRecord;
+  /** Long flags; the first is the main one, the others aliases (the Python tool's names). */
+  flags: readonly string[];
+  /** Environment variable read when neither a flag nor the policy sets it. */
+  env?: string;
+  /** Value when nothing sets it; absent means the check is off unless set. */
+  default?: number;
+  /** Whether values are whole counts. */
+  integer: boolean;
+  /** Largest value the metric can take, and so the threshold. */
+  max: number;
+  /** Name of the flag's value in help. */
+  valueName: string;
+  /** What the threshold is, for help. */
+  help: string;
+}
+
+/** Every threshold, in the Python tool's check order (reference §5). */
+export const THRESHOLDS: readonly ThresholdSpec[] = [
+  {
+    key: "coverageMinPct",
+    check: "coverage_pct",
+    metric: "min_coverage_pct",
+    comparator: ">=",
+    policyKey: "coverage_pct_min",
+    flags: ["--coverage-min"],
+    env: "KV_COVERAGE_THRESHOLD",
+    default: 99.9,
+    integer: false,
+    max: 100,
+    valueName: "pct",
+    help: "minimum min_coverage_pct in percent, 0 to 100; equal passes",
+  },
+  {
+    key: "unsanitizedMax",
+    check: "unsanitized_regions_count",
+    metric: "unsanitized_regions_count",
+    comparator: "<=",
+    policyKey: "unsanitized_regions_max",
+    flags: ["--unsanitized-max"],
+    default: 0,
+    integer: true,
+    max: Number.MAX_SAFE_INTEGER,
+    valueName: "n",
+    help: "maximum unsanitized_regions_count",
+  },
+  {
+    key: "quarantineMax",
+    check: "quarantine_count",
+    metric: "quarantine_count",
+    comparator: "<=",
+    policyKey: "quarantine_count_max",
+    flags: ["--quarantine-max"],
+    default: 0,
+    integer: true,
+    max: Number.MAX_SAFE_INTEGER,
+    valueName: "n",
+    help: "maximum quarantine_count",
+  },
+  {
+    key: "reuseRateMax",
+    check: "reuse_rate",
+    metric: "reuse_rate",
+    comparator: "<=",
+    policyKey: "reuse_rate_max",
+    flags: ["--reuse-rate-max"],
+    integer: false,
+    max: Number.MAX_VALUE,
+    valueName: "rate",
+    help: "maximum reuse_rate",
+  },
+  {
+    key: "p95MaxMs",
+    check: "sanitize_duration_p95_ms",
+    metric: "sanitize_duration_p95_ms",
+    comparator: "<=",
+    policyKey: "sanitize_p95_ms_max",
+    flags: ["--p95-max-ms", "--sanitize-p95-ms-max"],
+    integer: false,
+    max: Number.MAX_VALUE,
+    valueName: "ms",
+    help: "maximum sanitize_duration_p95_ms",
+  },
+];
+
+function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
+  return `a ${typeof value}`;
+}
+
+/**
+ * What is wrong with a value for a threshold or its metric, or `undefined` when nothing is: it
+ * must be a finite number from 0 to the spec's `max`, whole for counts.
+ *
+ * @param spec The threshold.
+ * @param value The value as parsed (any JSON value).
+ * @returns A phrase such as `must be at most 100, got 150`, or `undefined`.
+ *
+ * @example Usage
+ * ```ts
+ * import { THRESHOLDS, thresholdValueProblem } from "./thresholds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const coverage = THRESHOLDS[0]!;
+ * assert.equal(thresholdValueProblem(coverage, 99.9), undefined);
+ * assert.equal(thresholdValueProblem(coverage, 150), "must be at most 100, got 150");
+ * ```
+ */
+export function thresholdValueProblem(spec: ThresholdSpec, value: unknown): string | undefined {
+  if (typeof value !== "number") return `must be a number, got ${describeType(value)}`;
+  if (!Number.isFinite(value)) return `must be finite, got ${value}`;
+  if (value < 0) return `must not be negative, got ${value}`;
+  if (spec.integer && !Number.isInteger(value)) return `must be a whole count, got ${value}`;
+  if (value > spec.max) return `must be at most ${spec.max}, got ${value}`;
+  return undefined;
+}
+
+// Decimal notation only: Number() would also read "0x10", "1e2", " 5 " and "" (as 0).
+const DECIMAL = /^-?[0-9]+(\.[0-9]+)?$/;
+
+/**
+ * Parses a threshold written as text (a flag or an environment variable): decimal notation
+ * only, then {@linkcode thresholdValueProblem}.
+ *
+ * @param spec The threshold.
+ * @param text The text as given.
+ * @param where The flag or variable, for the message, e.g. `--coverage-min`.
+ * @param code The error code: `flag_invalid` for a flag, `env_invalid` for a variable.
+ * @returns The value.
+ * @throws {KvhError} With `code` (exit 1), naming `where`.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseThresholdText, THRESHOLDS } from "./thresholds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const coverage = THRESHOLDS[0]!;
+ * assert.equal(parseThresholdText(coverage, "99.5", "--coverage-min"), 99.5);
+ * assert.throws(() => parseThresholdText(coverage, "0x10", "--coverage-min"), /expected a decimal number/);
+ * ```
+ */
+export function parseThresholdText(
+  spec: ThresholdSpec,
+  text: string,
+  where: string,
+  code: "flag_invalid" | "env_invalid" = "flag_invalid",
+): number {
+  if (!DECIMAL.test(text)) {
+    throw new KvhError(
+      code,
+      `Invalid ${where}: expected a decimal number, got ${JSON.stringify(text)}`,
+    );
+  }
+  const value = Number(text);
+  const problem = thresholdValueProblem(spec, value);
+  if (problem !== undefined) throw new KvhError(code, `Invalid ${where}: ${problem}`);
+  return value;
+}
+
+/**
+ * The thresholds in the verdict's (and a policy file's) names; `null` for a check that is off.
+ *
+ * @param thresholds The thresholds applied.
+ * @returns The record, keys in table order.
+ *
+ * @example Usage
+ * ```ts
+ * import { thresholdsRecord } from "./thresholds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const record = thresholdsRecord({ coverageMinPct: 99.9, unsanitizedMax: 0, quarantineMax: 0 });
+ * assert.equal(record.sanitize_p95_ms_max, null);
+ * ```
+ */
+export function thresholdsRecord(thresholds: GateThresholds): GateThresholdsRecord {
+  const record: Record<string, number | null> = {};
+  for (const spec of THRESHOLDS) record[spec.policyKey] = thresholds[spec.key] ?? null;
+  return record as unknown as GateThresholdsRecord;
+}
