@@ -88,6 +88,30 @@ export async function writeNewFile(
 }
 
 /**
+ * Copies `source` to `target`, which must not exist (exclusive create: nothing is overwritten),
+ * 0600, and fsyncs the copy; a partial copy is removed on failure. The caller syncs the
+ * directory.
+ *
+ * @param source The file to copy.
+ * @param target The new file.
+ * @returns When the copy's contents are durable.
+ * @throws {Deno.errors.AlreadyExists} When `target` exists.
+ */
+export async function copyNewFile(source: string, target: string): Promise<void> {
+  const out = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
+  try {
+    const input = await Deno.open(source, { read: true });
+    for await (const chunk of input.readable) await writeAll(out, chunk);
+    await out.sync();
+  } catch (error) {
+    await Deno.remove(target).catch(() => {});
+    throw error;
+  } finally {
+    out.close();
+  }
+}
+
+/**
  * Replaces `path` atomically and durably: writes a temporary file beside it, fsyncs it, renames
  * it over `path` and fsyncs the directory. Readers see the old file or the new one, never a
  * partial write; after a crash the same holds. Missing parent directories are created 0700.

@@ -5,6 +5,7 @@
  * @module
  */
 export {
+  copyNewFile,
   syncDir,
   tempSibling,
   writeAll,
@@ -12,4 +13,4 @@ export {
   type WriteFileOptions,
   writeNewFile,
 } from "./durable_files.ts";
-export { type OutputTarget, refuseEvidenceOutputs } from "./output_guard.ts";
+export { type OutputTarget, refuseEvidenceOutputs, resolvePath } from "./output_guard.ts";

@@ -45,8 +45,12 @@ async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined>
 /**
  * The absolute path `path` resolves to with every symlink followed, also when the file (or a
  * symlink's target) does not exist yet: that is where a write would land.
+ *
+ * @param path A path, relative to the working directory or absolute.
+ * @param links Symlinks followed so far (recursion).
+ * @returns The resolved absolute path.
  */
-async function resolvePath(path: string, links = 0): Promise<string> {
+export async function resolvePath(path: string, links = 0): Promise<string> {
   const absolute = resolve(path);
   try {
     return await Deno.realPath(absolute);

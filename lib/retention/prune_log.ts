@@ -13,12 +13,14 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
+import { dirname } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
 import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
 import { openForensicLog } from "../forensic/writer.ts";
 import type { VerifyReport } from "../forensic/types.ts";
-import { syncDir, writeAll } from "../io/mod.ts";
+import { copyNewFile, resolvePath, syncDir } from "../io/mod.ts";
 import { planPrune, type PruneCandidate, type PruneRule } from "./plan_prune.ts";
 
 /** A point a prune has reached; see {@linkcode PruneLogOptions.onStep}. */
@@ -104,32 +106,60 @@ function summary(report: VerifyLogReport): PruneVerification {
   return { ok, files, records, head, mac_checked, failure, warnings };
 }
 
-async function sameContent(a: string, b: string): Promise<boolean> {
-  const [left, right] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
-  if (left.length !== right.length) return false;
-  return left.every((byte, index) => byte === right[index]);
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const file = await Deno.open(path, { read: true });
+  for await (const chunk of file.readable) hash.update(chunk);
+  return hash.digest("hex");
 }
 
-/** Checks every archive destination before anything changes; true where a copy already exists. */
+function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.dev !== null && a.ino !== null && a.dev === b.dev && a.ino === b.ino;
+}
+
+/**
+ * Refuses an archive directory that is the log directory: every source would map onto itself,
+ * and "archive, then delete the source" would delete the only copy.
+ */
+async function checkArchiveDir(archiveDir: string, dir: string): Promise<void> {
+  const [archive, log] = await Promise.all([resolvePath(archiveDir), resolvePath(dir)]);
+  const [archiveInfo, logInfo] = await Promise.all([
+    Deno.stat(archiveDir).catch(() => undefined),
+    Deno.stat(dir),
+  ]);
+  if (archive === log || (archiveInfo !== undefined && sameFile(archiveInfo, logInfo))) {
+    throw new KvhError(
+      "archive_is_log_dir",
+      `Refusing --archive-dir ${archiveDir}: it is the log directory ${dir} (archiving would delete the only copy)`,
+    );
+  }
+}
+
+/**
+ * Checks every archive destination before anything changes; returns the names whose copy already
+ * exists (a crash between archiving and deleting the source), which are then only finished.
+ */
 async function checkArchive(archiveDir: string, plan: PruneCandidate[]): Promise<Set<string>> {
   const done = new Set<string>();
   for (const candidate of plan) {
     const target = `${archiveDir}/${candidate.file}`;
-    let exists = true;
+    let info: Deno.FileInfo;
     try {
-      await Deno.lstat(target);
+      info = await Deno.stat(target);
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        throw new KvhError(
-          "archive_unreadable",
-          `Cannot check archive ${target}: ${describeIoError(error)}`,
-        );
-      }
-      exists = false;
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw new KvhError(
+        "archive_unreadable",
+        `Cannot check archive ${target}: ${describeIoError(error)}`,
+      );
     }
-    if (!exists) continue;
-    // A crash between archiving and unlinking leaves an identical copy: finish that move.
-    if (await sameContent(candidate.path, target)) {
+    if (sameFile(info, await Deno.stat(candidate.path))) {
+      throw new KvhError(
+        "archive_same_file",
+        `Refusing to archive ${candidate.path}: ${target} is the same file (deleting it would lose it)`,
+      );
+    }
+    if (await fileSha256(candidate.path) === await fileSha256(target)) {
       done.add(candidate.file);
       continue;
     }
@@ -141,32 +171,31 @@ async function checkArchive(archiveDir: string, plan: PruneCandidate[]): Promise
   return done;
 }
 
-async function copyNoClobber(source: string, target: string): Promise<void> {
-  const out = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
-  try {
-    const input = await Deno.open(source, { read: true });
-    for await (const chunk of input.readable) await writeAll(out, chunk);
-    await out.sync();
-  } catch (error) {
-    await Deno.remove(target).catch(() => {});
-    throw error;
-  } finally {
-    out.close();
+/**
+ * Copies `source` into the archive unless `copied`, then proves the copy before the caller deletes
+ * the source: a different file (device + inode) with the same SHA-256, fsynced with its directory.
+ */
+async function archiveFile(source: string, target: string, copied: boolean): Promise<void> {
+  if (copied) {
+    // A copy left by an interrupted run may not have reached the disk yet.
+    const file = await Deno.open(target, { read: true });
+    try {
+      await file.sync();
+    } finally {
+      file.close();
+    }
+  } else {
+    await copyNewFile(source, target);
   }
-}
-
-async function archiveFile(source: string, archiveDir: string, name: string): Promise<void> {
-  const target = `${archiveDir}/${name}`;
-  try {
-    // link(2) never replaces an existing name, so an archived file is never overwritten.
-    await Deno.link(source, target);
-  } catch (error) {
-    if (error instanceof Deno.errors.AlreadyExists) throw error;
-    // Another file system (EXDEV) or no hard links: copy, still without replacing.
-    await copyNoClobber(source, target);
+  await syncDir(dirname(target));
+  const [sourceInfo, targetInfo] = await Promise.all([Deno.stat(source), Deno.stat(target)]);
+  if (sameFile(sourceInfo, targetInfo)) {
+    throw new Error(`the archive copy ${target} is the same file`);
   }
-  await Deno.chmod(target, 0o600);
-  await syncDir(archiveDir);
+  const [want, got] = await Promise.all([fileSha256(source), fileSha256(target)]);
+  if (want !== got) {
+    throw new Error(`the archive copy ${target} has SHA-256 ${got}, the file ${want}`);
+  }
 }
 
 function reasonText(plan: PruneCandidate[], retentionDays?: number, maxRotated?: number): string {
@@ -209,6 +238,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
   const { dir, file = "kv_cache.log", retentionDays, maxRotated, archiveDir, hmacKey } = options;
   const { dryRun = false, now = new Date(), onStep } = options;
   const path = `${dir}/${file}`;
+  if (archiveDir !== undefined) await checkArchiveDir(archiveDir, dir);
   const beforeReport = await verifyLog(path, { hmacKey });
   const report: PruneReport = {
     schema: 1,
@@ -245,6 +275,11 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
     ? new Set<string>()
     : await checkArchive(archiveDir, plan.remove);
   if (dryRun) return report;
+  if (archiveDir !== undefined) {
+    await Deno.mkdir(archiveDir, { recursive: true, mode: 0o700 });
+    // Now that it exists, device and inode settle what its path through symlinks only suggested.
+    await checkArchiveDir(archiveDir, dir);
+  }
 
   report.record = await appendRecord(beforeReport.chain, plan.remove, {
     path,
@@ -255,11 +290,11 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
   });
   await onStep?.({ step: "recorded", ...report.record });
 
-  if (archiveDir !== undefined) await Deno.mkdir(archiveDir, { recursive: true, mode: 0o700 });
   for (const candidate of plan.remove) {
     try {
-      if (archiveDir !== undefined && !archived.has(candidate.file)) {
-        await archiveFile(candidate.path, archiveDir, candidate.file);
+      if (archiveDir !== undefined) {
+        const target = `${archiveDir}/${candidate.file}`;
+        await archiveFile(candidate.path, target, archived.has(candidate.file));
       }
       await Deno.remove(candidate.path);
       await syncDir(dir);

@@ -157,3 +157,17 @@ Deno.test("kvh prune --help names the Python command it replaces", async () => {
     assert.match(run.stdout, new RegExp(flag));
   }
 });
+
+Deno.test("kvh prune --archive-dir naming the log directory is exit 1 and loses nothing", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(dir);
+    const before = await snapshot(dir);
+    const run = await kvh(["--log-dir", dir, "--max-rotated", "2", "--archive-dir", `${dir}/`]);
+    assert.equal(run.code, 1, run.stdout);
+    assert.equal(
+      run.stderr,
+      `kvh: Refusing --archive-dir ${dir}/: it is the log directory ${dir} (archiving would delete the only copy)\n`,
+    );
+    assert.deepEqual(await snapshot(dir), before);
+  });
+});

@@ -98,6 +98,54 @@ Deno.test("pruneLog() archives files 0600 under the same names", async () => {
   });
 });
 
+Deno.test("pruneLog() archives into a different file (device + inode) than the source", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(dir);
+    const oldest = rotatedNames(await listNames(dir))[0]!;
+    const source = await Deno.stat(`${dir}/${oldest}`);
+    const report = await pruneLog({ dir, maxRotated: 1, archiveDir: `${dir}/archive` });
+    assert.equal(report.removed[0], oldest);
+    const copy = await Deno.stat(`${dir}/archive/${oldest}`);
+    assert.equal(copy.nlink, 1);
+    assert.notEqual(`${copy.dev}:${copy.ino}`, `${source.dev}:${source.ino}`);
+  });
+});
+
+async function assertRefusesArchive(
+  dir: string,
+  archiveDir: string,
+  code: string,
+): Promise<void> {
+  const contents = await snapshot(dir);
+  await assert.rejects(pruneLog({ dir, maxRotated: 0, archiveDir }), (error: unknown) => {
+    assert.ok(error instanceof KvhError);
+    assert.equal(error.code, code);
+    assert.equal(error.exitCode, 1);
+    return true;
+  });
+  assert.deepEqual(await snapshot(dir), contents);
+}
+
+Deno.test("pruneLog() refuses an archive directory that is the log directory, changing nothing", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(`${dir}/log`);
+    await assertRefusesArchive(`${dir}/log`, `${dir}/log/`, "archive_is_log_dir");
+    await assertRefusesArchive(`${dir}/log`, `${dir}/log/new/..`, "archive_is_log_dir");
+    await Deno.symlink(`${dir}/log`, `${dir}/alias`);
+    await assertRefusesArchive(`${dir}/log`, `${dir}/alias`, "archive_is_log_dir");
+  });
+});
+
+Deno.test("pruneLog() refuses an archive name that is a hard link to its source", async () => {
+  await withTempDir(async (dir) => {
+    await writeRotatedLog(dir);
+    const oldest = rotatedNames(await listNames(dir))[0]!;
+    await Deno.mkdir(`${dir}/archive`);
+    await Deno.link(`${dir}/${oldest}`, `${dir}/archive/${oldest}`);
+    await assertRefusesArchive(dir, `${dir}/archive`, "archive_same_file");
+  });
+});
+
 Deno.test("pruneLog() refuses to overwrite an archived file with other content", async () => {
   await withTempDir(async (dir) => {
     await writeRotatedLog(dir);
