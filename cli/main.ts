@@ -80,17 +80,18 @@ export async function buildProgram(
 }
 
 /**
- * What `kvh --version` prints: kvh's version, Deno's, and where the CUDA and native CPU
- * libraries were found (the first existing candidate of each binding's search order), or that
+ * What `kvh --version` prints: kvh's version, Deno's, and where the CUDA library and the native
+ * helpers of ffi/native/ were found (the first existing candidate of each binding's search order), or that
  * they were not.
  */
 async function versionText(): Promise<string> {
   const { cudaLibraryCandidates } = await import("../ffi/cuda/binding.ts");
-  const { nativeCpuLibraryCandidates } = await import("../lib/sanitize/native.ts");
+  const { nativeLibraryCandidates } = await import("../ffi/native/open_library.ts");
   const cudaPath = Deno.env.get("KVH_CUDA_LIB");
   const libraries = [
     ["cuda library", cudaLibraryCandidates({ libraryPath: cudaPath || undefined })],
-    ["cpu library", nativeCpuLibraryCandidates()],
+    ["cpu library", nativeLibraryCandidates("libkvh_cpu.so")],
+    ["hash library", nativeLibraryCandidates("libkvh_hash.so")],
   ] as const;
   const lines = [`kvh ${VERSION}`, `deno ${Deno.version.deno}`];
   for (const [label, candidates] of libraries) {

@@ -6,7 +6,7 @@ import { openForensicLog } from "../../lib/forensic/writer.ts";
  * a test can tell this log from another by its record count.
  */
 export async function writeLog(dir: string, records: number): Promise<void> {
-  const log = await openForensicLog({ dir: `${dir}/forensics`, handleSignals: false });
+  const log = await openForensicLog({ dir: `${dir}/forensics` });
   try {
     for (let i = 0; i < records; i++) await log.append("free", { handle: `h${i}` });
   } finally {
