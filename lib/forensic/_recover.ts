@@ -35,6 +35,8 @@ export interface RecoveredState {
   fileFirstSeq: number | null;
   /** Rotated file to link to with a rotate record when the active file is empty. */
   continueFrom?: string;
+  /** `log_id` of the first record of the active file (of the last rotated file when it is empty). */
+  logId?: string;
   /** Fields of the `recovery` record to append. */
   torn?: { torn_bytes: number; torn_sha256: string; moved_to: string };
 }
@@ -93,6 +95,7 @@ export async function recoverState(
     const head = await lastRecord(previous, previousSize, last, key);
     return {
       head,
+      logId: logIdOf(await readFirstLine(previous, previousSize, last)),
       size: 0,
       fileRecords: 0,
       fileFirstSeq: null,
@@ -101,7 +104,8 @@ export async function recoverState(
     };
   }
   const head = await lastRecord(fd, size, path, key);
-  const first = checkV2Line(await readFirstLine(fd, size, path), key);
+  const firstLine = await readFirstLine(fd, size, path);
+  const first = checkV2Line(firstLine, key);
   if (!first.ok) {
     throw new KvhError(
       "log_corrupt",
@@ -110,7 +114,14 @@ export async function recoverState(
     );
   }
   // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
-  return { head, size, fileRecords: 1, fileFirstSeq: first.seq, torn };
+  return {
+    head,
+    size,
+    fileRecords: 1,
+    fileFirstSeq: first.seq,
+    logId: logIdOf(firstLine),
+    torn,
+  };
 }
 
 /**
@@ -194,6 +205,17 @@ async function lastRecord(
     );
   }
   return { seq: checked.seq, hash: checked.hash };
+}
+
+function logIdOf(line: string): string | undefined {
+  try {
+    const id = (JSON.parse(line) as { log_id?: unknown }).log_id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    // Not JSON (the last rotated file's first line is not checked here): no log id, as in an
+    // old log; a checkpointer then refuses to sign.
+    return undefined;
+  }
 }
 
 /** The first line of a file that holds at least one complete line, however long (≤ 16 MiB). */

@@ -4,7 +4,13 @@
  *
  * @module
  */
-export { ForensicLog, type ForensicLogOptions, openForensicLog } from "./writer.ts";
+export {
+  ForensicLog,
+  type ForensicLogOptions,
+  type LogObserver,
+  type ObservedLog,
+  openForensicLog,
+} from "./writer.ts";
 export {
   type ChainFile,
   verifyLog,

@@ -56,6 +56,54 @@ export interface ForensicLogOptions {
    * @default {(file, data) => file.writeSync(data)}
    */
   writeSync?: (file: Deno.FsFile, data: Uint8Array) => number;
+  /**
+   * Id of a new log, written into its first record and every rotate record. A log opened again
+   * keeps the id its files hold.
+   *
+   * @default {32 random hex digits}
+   */
+  logId?: string;
+  /**
+   * Called once the chain state is known and before any append; the observer it returns is told
+   * of every record sealed and every group made durable. Checkpoint signing (lib/transparency)
+   * hooks in here, so the writer knows nothing of it.
+   */
+  observe?: (log: ObservedLog) => Promise<LogObserver>;
+}
+
+/** What an observer learns of the log when it is opened. */
+export interface ObservedLog {
+  /** Path of the active file. */
+  path: string;
+  /** The log's id, or undefined for a log started before logs had one. */
+  logId: string | undefined;
+  /** The last record, or null for an empty log. */
+  head: ChainHead | null;
+}
+
+/** Told of the log's records as they are sealed and once they are durable. */
+export interface LogObserver {
+  /**
+   * A record was sealed and queued, in seq order.
+   *
+   * @param body Its canonical body (the bytes its `hash` hashes).
+   * @param record The record.
+   */
+  record(body: string, record: RecordV2): void;
+  /**
+   * A group is handed to the disk.
+   *
+   * @returns A token for {@linkcode LogObserver.durable}.
+   */
+  mark(): unknown;
+  /**
+   * The records up to `mark` are fsynced; a rejection fails the log like a failed write.
+   *
+   * @param mark What {@linkcode LogObserver.mark} returned for the group.
+   */
+  durable(mark: unknown): Promise<void>;
+  /** The log was flushed for the last time and is closing. */
+  close(): Promise<void>;
 }
 
 const encoder = new TextEncoder();
@@ -152,6 +200,8 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
     }
     const now = options.now ?? (() => new Date());
     const state = await recoverState(fd, { path, dir, file, key: options.hmacKey, now });
+    const logId = state.head === null ? options.logId ?? randomLogId() : state.logId;
+    const observer = await options.observe?.({ path, logId, head: state.head });
     const log = new ForensicLog({
       path,
       file,
@@ -166,6 +216,8 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       now,
       writeSync: options.writeSync ?? ((target, data) => target.writeSync(data)),
       ...state,
+      logId,
+      observer,
     });
     if (state.continueFrom !== undefined) {
       await log.append("rotate", {
@@ -180,6 +232,14 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
     lock.close();
     throw error;
   }
+}
+
+function randomLogId(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
 }
 
 async function refuseSymlink(path: string): Promise<void> {
@@ -217,6 +277,8 @@ interface ForensicLogInit {
   size: number;
   fileRecords: number;
   fileFirstSeq: number | null;
+  logId: string | undefined;
+  observer: LogObserver | undefined;
 }
 
 /**
@@ -283,6 +345,11 @@ export class ForensicLog implements AuditSink {
     return this.#init.path;
   }
 
+  /** The log's id (in its first record and every rotate record), if it has one. */
+  get logId(): string | undefined {
+    return this.#init.logId;
+  }
+
   /** `{seq, hash}` of the last record appended, or null for an empty log. */
   get head(): ChainHead | null {
     return this.#head === null ? null : { ...this.#head };
@@ -343,6 +410,7 @@ export class ForensicLog implements AuditSink {
       return Promise.reject(error);
     }
     this.#queue(bytes, critical);
+    this.#init.observer?.record(sealed.body, sealed.record);
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords++;
     if (this.#fileFirstSeq === null) this.#fileFirstSeq = sealed.record.seq;
@@ -386,6 +454,7 @@ export class ForensicLog implements AuditSink {
     if (this.#closed) return;
     try {
       await this.flush();
+      await this.#init.observer?.close();
     } finally {
       this.#closed = true;
       closeQuietly(this.#fd);
@@ -395,6 +464,11 @@ export class ForensicLog implements AuditSink {
 
   #seal(event: string, fields: Record<string, unknown>) {
     const head = this.#head;
+    const logId = this.#init.logId;
+    // The id travels in the first record and every rotate record, so it survives pruning.
+    if (logId !== undefined && (head === null || event === "rotate")) {
+      fields = { ...fields, log_id: logId };
+    }
     return sealV2Record(
       {
         seq: head === null ? 0 : head.seq + 1,
@@ -479,6 +553,7 @@ export class ForensicLog implements AuditSink {
     });
     const bytes = this.#encode(sealed.line);
     this.#queue(bytes, true);
+    this.#init.observer?.record(sealed.body, sealed.record);
     this.#size += bytes;
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords = 1;
@@ -495,7 +570,8 @@ export class ForensicLog implements AuditSink {
       pending.lastSeq = this.#head?.seq ?? null;
       // The next group is about as big as this one: size its buffer so it rarely grows.
       this.#pending = newPending(pending.data.length);
-      this.#io = this.#io.then(() => this.#write(pending));
+      const mark = this.#init.observer?.mark();
+      this.#io = this.#io.then(() => this.#write(pending, mark));
     }
     const done = this.#io;
     return done.then(() => {
@@ -503,7 +579,7 @@ export class ForensicLog implements AuditSink {
     });
   }
 
-  async #write(pending: Pending): Promise<void> {
+  async #write(pending: Pending, mark: unknown): Promise<void> {
     if (this.#failure !== undefined) {
       this.#count(pending.records, pending.critical);
       return;
@@ -522,6 +598,12 @@ export class ForensicLog implements AuditSink {
       this.#rotatedTo = undefined;
     } catch (error) {
       this.#fail(error, pending.records, pending.critical, this.#cutBack());
+      return;
+    }
+    try {
+      await this.#init.observer?.durable(mark);
+    } catch (error) {
+      this.#fail(error, 0, 0, "");
     }
   }
 

@@ -81,6 +81,21 @@ export class MemoryTree implements SubtreeSource {
   }
 
   /**
+   * The same leaves placed after a pruned prefix (the leaves are shared, not copied): lets a
+   * reader collect leaves before it learns, further on in the log, the compact range they follow.
+   *
+   * @param prefix Compact range of the pruned leaves before this tree's leaves.
+   * @returns The new tree.
+   */
+  withPrefix(prefix: CompactRange): MemoryTree {
+    if (this.#prefix.size !== 0) throw new RangeError("Cannot add a prefix to a pruned tree");
+    const tree = new MemoryTree([], prefix);
+    tree.#leaves = this.#leaves;
+    tree.#count = this.#count;
+    return tree;
+  }
+
+  /**
    * The hash of leaf `index`.
    *
    * @param index Leaf index, not in the pruned prefix.

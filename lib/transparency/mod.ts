@@ -41,3 +41,12 @@ export {
   signNote,
 } from "./note.ts";
 export { type KeyPairFiles, writeKeyPair } from "./write_key_pair.ts";
+export { checkpointer, type CheckpointerOptions } from "./checkpointer.ts";
+export {
+  canonicalBody,
+  type LogIdConflict,
+  type LogTree,
+  readLogTree,
+  type ReadLogTreeOptions,
+  recordLeafHash,
+} from "./log_tree.ts";

@@ -50,15 +50,7 @@ export async function snapshot(dir: string): Promise<Map<string, string>> {
   return files;
 }
 
-/** Runs `fn` with a fresh temporary directory, removed afterwards. */
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+export { withTempDir } from "../_temp_dir.ts";
 
 /** Copies the Python tool's rotated log (7 files, format v1) into `dir`. */
 export async function copyV1Fixture(dir: string): Promise<void> {
