@@ -20,10 +20,12 @@ import { readGateMetrics } from "../lib/gate/read_metrics.ts";
 import type { GateMetrics, GateThresholds } from "../lib/gate/types.ts";
 import {
   addLogCheck,
+  LOG_CHECK,
+  LOG_MAC_CHECK,
+  type LogCheckReport,
   type VerdictDocument,
   verdictDocument,
 } from "../lib/gate/verdict_document.ts";
-import type { VerifyReport } from "../lib/forensic/types.ts";
 import {
   describeIoError,
   envNumber,
@@ -94,7 +96,13 @@ const FLAGS: readonly FlagSpec[] = [
   {
     long: "--hmac-key-file",
     value: "file",
-    description: "HMAC key of the --require-verified log (env FORENSIC_HMAC_SECRET)",
+    description: "HMAC key of the --require-verified log (env FORENSIC_HMAC_SECRET); a log " +
+      "with MACs fails the log_macs_checked check without it",
+  },
+  {
+    long: "--chain-only",
+    description: "accept a --require-verified log whose MACs cannot be checked for want of a " +
+      "key: only its hash chain is verified, which anyone able to rewrite the log can recompute",
   },
   {
     long: "--evidence",
@@ -132,6 +140,7 @@ interface GateConfig {
   out?: string;
   requireVerified?: string;
   hmacKey?: Uint8Array;
+  chainOnly: boolean;
   evidence?: string;
   testReport?: string;
   json: boolean;
@@ -236,6 +245,10 @@ async function resolveConfig(raw: RawFlags): Promise<GateConfig> {
   if (hmacKeyFile !== undefined && requireVerified === undefined) {
     throw new KvhError("flag_invalid", "Invalid --hmac-key-file: it needs --require-verified LOG");
   }
+  const chainOnly = raw.get("--chain-only") === true;
+  if (chainOnly && requireVerified === undefined) {
+    throw new KvhError("flag_invalid", "Invalid --chain-only: it needs --require-verified LOG");
+  }
   const evidence = stringFlag(raw, "--evidence");
   const testReport = stringFlag(raw, "--test-report");
   if (testReport !== undefined && evidence === undefined) {
@@ -246,6 +259,7 @@ async function resolveConfig(raw: RawFlags): Promise<GateConfig> {
     out: stringFlag(raw, "--out"),
     requireVerified,
     hmacKey: requireVerified === undefined ? undefined : await resolveHmacKey(hmacKeyFile),
+    chainOnly,
     evidence,
     testReport,
     json: raw.get("--json") === true,
@@ -253,17 +267,19 @@ async function resolveConfig(raw: RawFlags): Promise<GateConfig> {
   };
 }
 
-async function verifyForGate(
-  log: string,
-  hmacKey: Uint8Array | undefined,
-): Promise<VerifyReport & { log: string }> {
+type Verification = LogCheckReport & { log: string };
+
+async function verifyForGate(log: string, hmacKey: Uint8Array | undefined): Promise<Verification> {
   const { verifyLog } = await import("../lib/forensic/verify.ts");
-  const { ok, files, records, head, mac_checked, failure } = await verifyLog(log, { hmacKey });
-  return { log, ok, files, records, head, mac_checked, failure };
+  const { ok, files, records, head, mac_checked, mac_present, failure } = await verifyLog(log, {
+    hmacKey,
+  });
+  return { log, ok, files, records, head, mac_checked, mac_present, failure };
 }
 
 function formatValue(name: string, value: number): string {
-  if (name === "log_verified") return value === 1 ? "verified" : "not verified";
+  if (name === LOG_CHECK) return value === 1 ? "verified" : "not verified";
+  if (name === LOG_MAC_CHECK) return value === 1 ? "checked" : "not checked (no key)";
   if (name === RUN_STATUS_CHECK) return value === 1 ? ACCEPTED_RUN_STATUSES.join("|") : "other";
   return String(value);
 }
@@ -305,6 +321,12 @@ function renderTable(
         "only part of the work",
     );
   }
+  if (document.checks.some((check) => check.name === LOG_MAC_CHECK && !check.pass)) {
+    why.push(
+      "log: it carries MACs but no key was given (--hmac-key-file or FORENSIC_HMAC_SECRET), so " +
+        "only its hash chain was checked; --chain-only accepts that",
+    );
+  }
   return [line(header), ...body, ...why, `verdict: ${verdict}`].join("\n");
 }
 
@@ -322,10 +344,12 @@ async function runGate(source: MetricsSource, raw: RawFlags): Promise<number> {
   await revokePermissionsExcept(["read", "write", ...source.permissions]);
   const loaded = await source.load();
   let verdict = evaluateGate(loaded.metrics, config.thresholds);
-  let verification: (VerifyReport & { log: string }) | undefined;
+  let verification: Verification | undefined;
   if (config.requireVerified !== undefined) {
     verification = await verifyForGate(config.requireVerified, config.hmacKey);
-    verdict = addLogCheck(verdict, verification, config.requireVerified);
+    verdict = addLogCheck(verdict, verification, config.requireVerified, {
+      chainOnly: config.chainOnly,
+    });
   }
   const document = verdictDocument(verdict, {
     metrics: loaded.document,
@@ -345,7 +369,7 @@ async function writeEvidence(
   dir: string,
   loaded: LoadedMetrics,
   verdictJson: string,
-  verification: (VerifyReport & { log: string }) | undefined,
+  verification: Verification | undefined,
   testReport: string | undefined,
 ): Promise<void> {
   const { writeEvidenceBundle } = await import("../lib/gate/evidence.ts");

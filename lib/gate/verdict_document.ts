@@ -12,6 +12,29 @@ import type { GateCheck, GateFailure, GateThresholdsRecord, GateVerdict } from "
 /** Name of the check that `--require-verified` adds. */
 export const LOG_CHECK = "log_verified";
 
+/**
+ * Name of the check that fails when the log carries MACs but no key was given, so only its hash
+ * chain was verified: anyone who can rewrite the log can recompute the chain, not the MACs.
+ */
+export const LOG_MAC_CHECK = "log_macs_checked";
+
+/** What {@linkcode addLogCheck} reads of a verification report. */
+export type LogCheckReport = VerifyReport & {
+  /** Whether any record carries a MAC (from `verifyLog`); absent means unknown, taken as no. */
+  mac_present?: boolean;
+};
+
+/** Options of {@linkcode addLogCheck}. */
+export interface AddLogCheckOptions {
+  /**
+   * Accept a log whose MACs were not checked (no key): the chain alone decides. Without it such
+   * a log fails the {@linkcode LOG_MAC_CHECK} check.
+   *
+   * @default {false}
+   */
+  chainOnly?: boolean;
+}
+
 /** The verdict document. */
 export interface VerdictDocument {
   /** Document version, 1 as in the Python tool. */
@@ -36,12 +59,15 @@ export interface VerdictDocument {
 
 /**
  * Adds the `log_verified` check to a verdict: it passes only when the log verified. The check is
- * numeric like the others (1 verified, 0 not) so every row has the same shape.
+ * numeric like the others (1 verified, 0 not) so every row has the same shape. When the log
+ * carries MACs that were not checked (no key) and `chainOnly` is not set, a failing
+ * `log_macs_checked` check follows it.
  *
  * @param verdict The verdict of {@linkcode evaluateGate}.
  * @param report The log's verification report.
  * @param log The log's path, recorded as the check's source.
- * @returns A new verdict with the check (and a failure when the log did not verify).
+ * @param options Whether a chain-only check is accepted.
+ * @returns A new verdict with the check(s) (and a failure for each that failed).
  *
  * @example Usage
  * ```ts
@@ -60,24 +86,22 @@ export interface VerdictDocument {
  * assert.equal(verdict.failures[0]?.metric, "log_verified");
  * ```
  */
-export function addLogCheck(verdict: GateVerdict, report: VerifyReport, log: string): GateVerdict {
-  const check: GateCheck = {
-    name: LOG_CHECK,
-    comparator: ">=",
-    threshold: 1,
-    actual: report.ok ? 1 : 0,
-    pass: report.ok,
-    source: log,
+export function addLogCheck(
+  verdict: GateVerdict,
+  report: LogCheckReport,
+  log: string,
+  options: AddLogCheckOptions = {},
+): GateVerdict {
+  const checks = [...verdict.checks];
+  const failures = [...verdict.failures];
+  const add = (name: string, pass: boolean) => {
+    checks.push({ name, comparator: ">=", threshold: 1, actual: pass ? 1 : 0, pass, source: log });
+    if (!pass) failures.push({ metric: name, actual: 0, expected_min: 1, source: log });
   };
-  const failures = report.ok
-    ? verdict.failures
-    : [...verdict.failures, { metric: LOG_CHECK, actual: 0, expected_min: 1, source: log }];
-  return {
-    ...verdict,
-    pass: verdict.pass && report.ok,
-    checks: [...verdict.checks, check],
-    failures,
-  };
+  add(LOG_CHECK, report.ok);
+  const unchecked = report.mac_present === true && !report.mac_checked;
+  if (unchecked && !options.chainOnly) add(LOG_MAC_CHECK, false);
+  return { ...verdict, pass: failures.length === 0, checks, failures };
 }
 
 /** Options of {@linkcode verdictDocument}. */

@@ -276,6 +276,37 @@ Deno.test("kvh gate --require-verified checks MACs with --hmac-key-file", async 
   });
 });
 
+Deno.test("kvh gate --require-verified fails a log with MACs and no key unless --chain-only", async () => {
+  const log = `${FIXTURES}hmac/kv_cache.log`;
+  // No key anywhere: FORENSIC_HMAC_SECRET is unset in the child.
+  const unkeyed = await kvh(["gate", fixture("pass"), "--require-verified", log]);
+  assert.equal(unkeyed.code, 2, unkeyed.stderr);
+  assert.match(unkeyed.stdout, /log_verified\s+>= verified\s+verified .*pass/);
+  assert.match(unkeyed.stdout, /log_macs_checked\s+>= checked\s+not checked \(no key\) .*FAIL/);
+  assert.match(unkeyed.stdout, /^log: it carries MACs but no key was given .*--chain-only/m);
+  const json = await kvh(["gate", fixture("pass"), "--json", "--require-verified", log]);
+  const verdict = JSON.parse(json.stdout);
+  assert.deepEqual(verdict.failures.map((f: { metric: string }) => f.metric), [
+    "log_macs_checked",
+  ]);
+  assert.equal(verdict.verification.mac_present, true);
+  assert.equal(verdict.verification.mac_checked, false);
+  const accepted = await kvh(["gate", fixture("pass"), "--require-verified", log, "--chain-only"]);
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.doesNotMatch(accepted.stdout, /log_macs_checked/);
+  // A log without MACs needs no key and no flag.
+  const plain = await kvh([
+    "gate",
+    fixture("pass"),
+    "--require-verified",
+    `${FIXTURES}plain/kv_cache.log`,
+  ]);
+  assert.equal(plain.code, 0);
+  const stray = await kvh(["gate", fixture("pass"), "--chain-only"]);
+  assert.equal(stray.code, 1);
+  assert.match(stray.stderr, /Invalid --chain-only: it needs --require-verified LOG/);
+});
+
 Deno.test("kvh gate --evidence writes a bundle that sha256sum -c verifies", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/report.xml`, "<testsuites/>\n");
