@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { compilePermissions, compileTaskFlags, kvhRunArgs, ROOT } from "../cli/_kvh.ts";
+import { compileGraph, compileIncludes, localPath } from "./_graph.ts";
 
 const LEAST_PERMISSIONS = [
   "--allow-read",
@@ -14,29 +15,6 @@ const LEAST_PERMISSIONS = [
   "--allow-net",
   "--allow-ffi",
 ];
-
-interface GraphModule {
-  specifier: string;
-  error?: string;
-  dependencies?: { specifier: string; code?: { specifier: string }; isDynamic?: boolean }[];
-}
-
-async function moduleGraph(entry: string): Promise<GraphModule[]> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", entry],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-  return JSON.parse(new TextDecoder().decode(output.stdout)).modules;
-}
-
-function localPath(specifier: string): string | undefined {
-  return specifier.startsWith(`file://${ROOT}`)
-    ? specifier.slice(`file://${ROOT}`.length)
-    : undefined;
-}
 
 /** Source lines that are code, not comments (JSDoc text mentions `import(` in prose). */
 function codeLines(text: string): string[] {
@@ -68,11 +46,8 @@ Deno.test("kvh task, launcher and compile task grant the same permissions", () =
 });
 
 Deno.test("compile graph: every subcommand, no dynamic import or worker outside it", async () => {
-  const includes = compileTaskFlags().filter((_, i, flags) => flags[i - 1] === "--include");
-  const graph = [
-    ...await moduleGraph("cli/main.ts"),
-    ...(await Promise.all(includes.map(moduleGraph))).flat(),
-  ];
+  const includes = compileIncludes();
+  const graph = await compileGraph();
   const inGraph = new Set(graph.map((module) => module.specifier));
   for (const module of graph) assert.equal(module.error, undefined, module.specifier);
 
