@@ -6,7 +6,7 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
-import { listChainFiles, utcStamp } from "./chain_files.ts";
+import { keyMissingMessage, listChainFiles, utcStamp } from "./chain_files.ts";
 import { sha256Hex } from "./digest.ts";
 import { checkV2Line } from "./format_v2.ts";
 import type { ChainHead } from "./types.ts";
@@ -203,6 +203,10 @@ async function lastRecord(
       `Cannot continue ${path}: its last record fails verification (${checked.reason}): run kvh verify`,
       { exitCode: 2 },
     );
+  }
+  if (key === undefined && checked.hasMac) {
+    // A record appended without a MAC would make the log fail verification with its key forever.
+    throw new KvhError("log_key_missing", keyMissingMessage(path));
   }
   return { seq: checked.seq, hash: checked.hash };
 }

@@ -41,6 +41,17 @@ export function logLockPath(path: string): string {
   return `${path}.lock`;
 }
 
+/**
+ * Why a log that carries MACs is not appended to without its key (`log_key_missing`, exit 1):
+ * one message for every appender (trace's writer, prune), naming where the key comes from.
+ *
+ * @param path Path of the active file.
+ * @returns The one-line message.
+ */
+export function keyMissingMessage(path: string): string {
+  return `Cannot append to ${path}: its records carry MACs; give its key (--hmac-key-file or FORENSIC_HMAC_SECRET)`;
+}
+
 /** The active file's name without its last extension (`kv_cache.log` → `kv_cache`). */
 export function logStem(file: string): string {
   const dot = file.lastIndexOf(".");

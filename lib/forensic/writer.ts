@@ -133,7 +133,8 @@ function newPending(capacity: number): Pending {
  * @returns The open log; call {@linkcode ForensicLog.close} when done.
  * @throws {KvhError} `log_locked` when another writer holds the log, `log_symlink` for a
  * symlinked log file, `log_format` for a format-v1 log, `log_corrupt` (exit 2) when the last
- * record is not a valid v2 record, `log_unwritable` on I/O errors.
+ * record is not a valid v2 record (with a wrong key: `mac_mismatch`), `log_key_missing` when the
+ * log carries MACs and no key is given, `log_unwritable` on I/O errors.
  *
  * @example Usage
  * ```ts

@@ -18,6 +18,7 @@ import { dirname } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
 import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
+import { keyMissingMessage } from "../forensic/chain_files.ts";
 import { openForensicLog } from "../forensic/writer.ts";
 import type { VerifyReport } from "../forensic/types.ts";
 import { copyNewFile, resolvePath, syncDir } from "../io/mod.ts";
@@ -258,12 +259,9 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
     after: null,
   };
   if (!beforeReport.ok) return report;
-  if (hmacKey === undefined && beforeReport.warnings.some((warning) => /MAC/.test(warning))) {
+  if (hmacKey === undefined && beforeReport.mac_present) {
     // A record appended without a MAC would make the log fail verification with the key.
-    throw new KvhError(
-      "prune_key_missing",
-      `Cannot prune ${path}: its records carry MACs; give the key (--hmac-key-file or FORENSIC_HMAC_SECRET)`,
-    );
+    throw new KvhError("log_key_missing", keyMissingMessage(path));
   }
   await onStep?.({ step: "verified" });
   const plan = planPrune(beforeReport.chain, { retentionDays, maxRotated }, now);

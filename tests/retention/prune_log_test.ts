@@ -249,7 +249,7 @@ Deno.test("pruneLog() needs the key of a log with MACs and appends a MAC'd recor
     await writeRotatedLog(dir, { hmacKey });
     await assert.rejects(pruneLog({ dir, maxRotated: 1 }), (error: unknown) => {
       assert.ok(error instanceof KvhError);
-      assert.equal(error.code, "prune_key_missing");
+      assert.equal(error.code, "log_key_missing");
       return true;
     });
     const report = await pruneLog({ dir, maxRotated: 1, hmacKey });
