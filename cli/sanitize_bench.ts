@@ -50,6 +50,10 @@ export function sanitizeBenchCommand() {
     )
     .option("--double-pass", "zero each buffer twice before verifying")
     .option(
+      "--second-pass",
+      "with --verify full: read back after the whole buffer is zeroed, not chunk by chunk while in cache",
+    )
+    .option(
       "--iterations <n>",
       "timed scrubs per size (default: scaled by size, 3 to 200)",
       numberOption("--iterations", { integer: true, min: 1 }),
@@ -96,6 +100,7 @@ export function sanitizeBenchCommand() {
             sizes,
             verify: options.verify,
             doublePass: options.doublePass ?? false,
+            secondPass: options.secondPass ?? false,
             iterations: options.iterations,
             cacheBytes: cacheBytesOf(sanitizer, llcBytes),
             blocks,
@@ -182,7 +187,7 @@ function formatReport(deviceName: string, report: SanitizeBenchReport): string {
   const lines = [
     `${report.device}: ${deviceName} — verify ${report.verify}${
       report.doublePass ? ", double pass" : ""
-    }`,
+    }${report.readBack === null ? "" : `, read-back ${report.readBack}`}`,
     line(header),
     ...rows.map(line),
   ];

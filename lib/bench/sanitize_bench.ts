@@ -45,6 +45,14 @@ export interface SanitizeBenchOptions {
    */
   doublePass?: boolean;
   /**
+   * With `full` verification: read the buffer back in a second pass after all of it is zeroed,
+   * even where the backend can verify each chunk while it is still in cache
+   * (`Sanitizer.zeroVerify`, one pass over memory).
+   *
+   * @default {false}
+   */
+  secondPass?: boolean;
+  /**
    * Timed scrubs per size; `undefined` scales with the size (many for small buffers, at
    * least 3 for large ones) so latency percentiles mean something.
    *
@@ -135,6 +143,13 @@ export interface SanitizeBenchReport {
   verify: VerifyMode;
   /** Whether each scrub was done twice. */
   doublePass: boolean;
+  /**
+   * How `full` verification read the buffer back: `fused` (each chunk verified right after it
+   * was zeroed, while in cache: zero and verify are one pass, and both throughputs are that
+   * pass's), `second-pass` (after the whole buffer was zeroed), or `null` without full
+   * verification.
+   */
+  readBack: "fused" | "second-pass" | null;
   /** Per size. */
   results: SizeResult[];
   /** Small-block mode, when asked. */
@@ -191,6 +206,7 @@ export async function runSanitizeBench(
     sizes,
     verify = "full",
     doublePass = false,
+    secondPass = false,
     cacheBytes,
     onProgress = () => {},
     clock = MONOTONIC,
@@ -205,6 +221,8 @@ export async function runSanitizeBench(
         "those rows measure the cache, not memory",
     );
   }
+  const fused = verify === "full" && !doublePass && !secondPass &&
+    sanitizer.zeroVerify !== undefined;
   const results: SizeResult[] = [];
   for (const bytes of sizes) {
     const iterations = options.iterations ?? defaultIterations(bytes);
@@ -212,7 +230,7 @@ export async function runSanitizeBench(
     const before = await roofline.measure(bytes, Math.min(iterations, 10));
     onProgress(`${sanitizer.device} ${formatSize(bytes)}: ${iterations} scrubs`);
     const passes = doublePass ? 2 : 1;
-    const result = await benchSize(sanitizer, bytes, iterations, { verify, passes, clock });
+    const result = await benchSize(sanitizer, bytes, iterations, { verify, passes, fused, clock });
     // Measured again after the scrubs and the better figure kept: on a shared machine the
     // bandwidth drifts, and a roofline caught in a slow moment would flatter the sanitizer.
     onProgress(`${sanitizer.device} ${formatSize(bytes)}: roofline again`);
@@ -230,7 +248,17 @@ export async function runSanitizeBench(
   }
   const ok = results.every((r) => r.nonZeroAfterScrub === 0) &&
     (blocks === undefined || blocks.nonZeroAfterScrub === 0);
-  return { device: sanitizer.device, verify, doublePass, results, blocks, warnings, ok };
+  const readBack = verify !== "full" ? null : fused ? "fused" : "second-pass";
+  return {
+    device: sanitizer.device,
+    verify,
+    doublePass,
+    readBack,
+    results,
+    blocks,
+    warnings,
+    ok,
+  };
 }
 
 /** What one size's scrubs measured, before it is set against the roofline. */
@@ -248,9 +276,9 @@ async function benchSize(
   sanitizer: Sanitizer,
   bytes: number,
   iterations: number,
-  settings: { verify: VerifyMode; passes: number; clock: Clock },
+  settings: { verify: VerifyMode; passes: number; fused: boolean; clock: Clock },
 ): Promise<Measured> {
-  const { verify, passes, clock } = settings;
+  const { verify, passes, fused, clock } = settings;
   const buffer = await sanitizer.alloc(bytes);
   const zeroTimes: number[] = [];
   const verifyTimes: number[] = [];
@@ -261,6 +289,16 @@ async function benchSize(
     for (let i = 0; i < iterations; i++) {
       await sanitizer.fill(buffer, PATTERN);
       const start = clock();
+      if (fused) {
+        const result = await sanitizer.zeroVerify!(buffer);
+        const end = clock();
+        checkedBytes = result.checkedBytes;
+        nonZeroAfterScrub += result.nonZeroBytes;
+        zeroTimes.push(end - start);
+        verifyTimes.push(end - start);
+        totals.push(end - start);
+        continue;
+      }
       for (let pass = 0; pass < passes; pass++) await sanitizer.zero(buffer);
       const zeroed = clock();
       if (verify !== "none") {

@@ -17,7 +17,7 @@ import { type CpuKernels, TS_CPU_KERNELS } from "./cpu.ts";
 export const NATIVE_CPU_LIBRARY_NAME = "libkvh_cpu.so";
 
 /** `kvh_cpu_abi_version()` this binding was written against. */
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 const SYMBOLS = {
   kvh_cpu_abi_version: { parameters: [], result: "u32" },
@@ -27,6 +27,11 @@ const SYMBOLS = {
     nonblocking: true,
   },
   kvh_cpu_count_nonzero: {
+    parameters: ["buffer", "u64", "u32"],
+    result: "u64",
+    nonblocking: true,
+  },
+  kvh_cpu_zero_verify: {
     parameters: ["buffer", "u64", "u32"],
     result: "u64",
     nonblocking: true,
@@ -117,6 +122,10 @@ export function loadNativeCpuKernels(
     countNonZero(bytes: Uint8Array): number | Promise<number> {
       if (bytes.length < minBytes) return TS_CPU_KERNELS.countNonZero(bytes);
       return symbols.kvh_cpu_count_nonzero(bytes, BigInt(bytes.length), threads).then(Number);
+    },
+    zeroVerify(bytes: Uint8Array): number | Promise<number> {
+      if (bytes.length < minBytes) return TS_CPU_KERNELS.zeroVerify!(bytes);
+      return symbols.kvh_cpu_zero_verify(bytes, BigInt(bytes.length), threads).then(Number);
     },
   };
 }

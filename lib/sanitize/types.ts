@@ -73,6 +73,12 @@ export interface Sanitizer {
   zero(buffer: DeviceBuffer, options?: ZeroOptions): Promise<void>;
   /** Counts non-zero bytes (all of them, or a deterministic sample). */
   verify(buffer: DeviceBuffer, options?: VerifyOptions): Promise<VerifyResult>;
+  /**
+   * Zeroes the buffer and reads every byte back in one fused pass (each cache-sized chunk
+   * verified while it is still in cache), where the backend can; the same result as `zero`
+   * then a `full` `verify`.
+   */
+  zeroVerify?(buffer: DeviceBuffer): Promise<VerifyResult>;
   /** Waits until every queued operation on the buffer's queue or stream completed. */
   wait(): Promise<void>;
   /** Releases the buffer. */

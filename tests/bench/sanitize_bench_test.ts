@@ -15,7 +15,7 @@ import {
 } from "../../lib/bench/sanitize_bench.ts";
 import { formatSize, parseBlocks, parseSize, parseSizes } from "../../lib/bench/sizes.ts";
 import { type CpuKernels, CpuSanitizer, TS_CPU_KERNELS } from "../../lib/sanitize/cpu.ts";
-import type { DeviceBuffer } from "../../lib/sanitize/types.ts";
+import type { DeviceBuffer, Sanitizer } from "../../lib/sanitize/types.ts";
 
 /** A clock that advances one millisecond per reading: deterministic timings. */
 function tickingClock(): () => number {
@@ -82,10 +82,12 @@ Deno.test("runSanitizeBench() reports throughput against the roofline from the c
   const report = await runSanitizeBench(new CpuSanitizer(), fixedProbe, {
     sizes: [1_000_000],
     iterations: 5,
+    secondPass: true,
     clock: tickingClock(),
   });
   const [row] = report.results;
   assert.equal(report.ok, true);
+  assert.equal(report.readBack, "second-pass");
   assertClose(row!.iterations, 5);
   // Every timed step lasts exactly one tick: 1 MB per ms is 1 GB/s.
   assertClose(row!.zero.gbps, 1);
@@ -96,6 +98,43 @@ Deno.test("runSanitizeBench() reports throughput against the roofline from the c
   // Ideal: 1 MB at 10 GB/s + 1 MB at 5 GB/s = 0.3 ms of the 2 ms measured.
   assertClose(row!.scrubVerify.pctOfRoofline, 15);
   assertClose(row!.nonZeroAfterScrub, 0);
+});
+
+Deno.test("runSanitizeBench() times the fused zero + verify as one pass by default", async () => {
+  const report = await runSanitizeBench(new CpuSanitizer(), fixedProbe, {
+    sizes: [1_000_000],
+    iterations: 5,
+    clock: tickingClock(),
+  });
+  const [row] = report.results;
+  assert.equal(report.readBack, "fused");
+  assert.equal(report.ok, true);
+  // One timed step per scrub: zero and verify are the same 1 MB/ms pass.
+  assertClose(row!.scrubVerify.p50Ms, 1);
+  assertClose(row!.zero.gbps, 1);
+  assertClose(row!.verify!.gbps, 1);
+  assert.equal(row!.nonZeroAfterScrub, 0);
+});
+
+Deno.test("runSanitizeBench() reads back in a second pass without zeroVerify or with doublePass", async () => {
+  const cpu = new CpuSanitizer();
+  // The same backend without the fused operation (as the GPU backends are today).
+  const plain: Sanitizer = {
+    device: cpu.device,
+    alloc: (n) => cpu.alloc(n),
+    fill: (buffer, pattern) => cpu.fill(buffer, pattern),
+    zero: (buffer, options) => cpu.zero(buffer, options),
+    verify: (buffer, options) => cpu.verify(buffer, options),
+    wait: () => cpu.wait(),
+    free: (buffer) => cpu.free(buffer),
+    close: () => cpu.close(),
+  };
+  const options = { sizes: [4096], iterations: 2 };
+  assert.equal((await runSanitizeBench(plain, fixedProbe, options)).readBack, "second-pass");
+  const doubled = await runSanitizeBench(cpu, fixedProbe, { ...options, doublePass: true });
+  assert.equal(doubled.readBack, "second-pass");
+  const sampled = await runSanitizeBench(cpu, fixedProbe, { ...options, verify: "sample" });
+  assert.equal(sampled.readBack, null);
 });
 
 Deno.test("runSanitizeBench() counts both passes with doublePass and skips timing verify with none", async () => {

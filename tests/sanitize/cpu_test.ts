@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type CpuKernels,
   CpuSanitizer,
+  FUSED_CHUNK_BYTES,
   samplePositions,
   TS_CPU_KERNELS,
 } from "../../lib/sanitize/cpu.ts";
@@ -101,4 +102,46 @@ Deno.test("CpuSanitizer uses injected kernels, so a broken zeroizer shows as non
   await sanitizer.fill(buffer, new Uint8Array([1]));
   await sanitizer.zero(buffer);
   assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 100);
+});
+
+Deno.test("CpuSanitizer.zeroVerify() zeroes and reads back every chunk, partial ones included", async () => {
+  const sanitizer = new CpuSanitizer();
+  for (const size of [0, 1, FUSED_CHUNK_BYTES - 1, FUSED_CHUNK_BYTES, 2 * FUSED_CHUNK_BYTES + 5]) {
+    const buffer = await sanitizer.alloc(size);
+    await sanitizer.fill(buffer, new Uint8Array([7, 0, 9]));
+    assert.deepEqual(await sanitizer.zeroVerify(buffer), { checkedBytes: size, nonZeroBytes: 0 });
+    assert.ok(sanitizer.bytes(buffer).every((byte) => byte === 0), `${size} bytes`);
+  }
+  await sanitizer.close();
+});
+
+Deno.test("CpuSanitizer.zeroVerify() counts what a broken zeroizer left", async () => {
+  // A fused kernel that skips the last byte of every chunk: the read-back must see each one.
+  const skipping: CpuKernels = {
+    ...TS_CPU_KERNELS,
+    name: "skips-chunk-ends",
+    zeroVerify: (bytes) => {
+      let count = 0;
+      for (let at = 0; at < bytes.length; at += FUSED_CHUNK_BYTES) {
+        const chunk = bytes.subarray(at, at + FUSED_CHUNK_BYTES);
+        chunk.subarray(0, chunk.length - 1).fill(0);
+        count += TS_CPU_KERNELS.countNonZero(chunk) as number;
+      }
+      return count;
+    },
+  };
+  // Without a fused kernel, zeroVerify zeroes and then reads back in a second pass.
+  const { zeroVerify: _, ...plain } = TS_CPU_KERNELS;
+  const broken: CpuKernels = { ...plain, name: "broken", zero: () => {} };
+  const size = 2 * FUSED_CHUNK_BYTES + 10;
+  for (const [kernels, left] of [[skipping, 3], [broken, size]] as const) {
+    const sanitizer = new CpuSanitizer({ kernels });
+    const buffer = await sanitizer.alloc(size);
+    await sanitizer.fill(buffer, new Uint8Array([1]));
+    assert.deepEqual(await sanitizer.zeroVerify(buffer), {
+      checkedBytes: size,
+      nonZeroBytes: left,
+    });
+    await sanitizer.close();
+  }
 });

@@ -70,6 +70,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "loadNativeCpuKernels() zeroes and verifies in one fused pass on any number of threads",
+  ignore,
+  fn: () =>
+    withLibrary(async (libraryPath) => {
+      for (const threads of [1, 2, 3]) {
+        const kernels = loadNativeCpuKernels({ libraryPath, threads, minBytes: 1 })!;
+        // Sizes around the 256 KiB fused chunk and the 4 KiB split boundary, unaligned too.
+        for (const size of [1, 4095, 256 * 1024, 256 * 1024 + 1, 3 * 256 * 1024 + 777]) {
+          const bytes = new Uint8Array(size + 3).subarray(3).fill(0xa5);
+          assert.equal(await kernels.zeroVerify!(bytes), 0, `${size} bytes, ${threads} threads`);
+          assert.ok(bytes.every((byte) => byte === 0));
+        }
+      }
+    }),
+});
+
+Deno.test({
   name: "CpuSanitizer with native kernels scrubs a large unaligned buffer and finds a stray byte",
   ignore,
   fn: () =>
@@ -83,6 +100,9 @@ Deno.test({
       assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, size - Math.floor(size / 3));
       await sanitizer.zero(buffer);
       assert.deepEqual(await sanitizer.verify(buffer), { checkedBytes: size, nonZeroBytes: 0 });
+      await sanitizer.fill(buffer, new Uint8Array([0x5a]));
+      assert.deepEqual(await sanitizer.zeroVerify(buffer), { checkedBytes: size, nonZeroBytes: 0 });
+      assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 0);
       for (const position of [0, 4095, 4096, (size >> 1) + 1, size - 1]) {
         sanitizer.bytes(buffer)[position] = 1;
         assert.equal((await sanitizer.verify(buffer)).nonZeroBytes, 1);
