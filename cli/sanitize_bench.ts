@@ -7,7 +7,7 @@
  */
 import { Command, Option } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
-import { rooflineFor } from "../lib/bench/roofline.ts";
+import { ROOFLINE_METHODS, rooflineFor, ZERO_METHODS } from "../lib/bench/roofline.ts";
 import { runSanitizeBench, type SanitizeBenchReport } from "../lib/bench/sanitize_bench.ts";
 import { formatSize, parseBlocks, parseSize, parseSizes } from "../lib/bench/sizes.ts";
 import {
@@ -25,10 +25,12 @@ const LLC_SIZE_FILE = "/sys/devices/system/cpu/cpu0/cache/index3/size";
 export function sanitizeBenchCommand() {
   return new Command("sanitize-bench")
     .description(
-      "Measure zeroing and verification throughput and per-buffer scrub latency on a device,\n" +
-        "beside the device's own roofline measured in the same run (CPU: memset and memchr;\n" +
-        "CUDA: cudaMemset and device-to-device copy; WebGPU: copyBufferToBuffer).\n\n" +
-        "Exit codes: 0 every scrub left zeros, 2 a scrub left non-zero bytes, 1 usage error or\n" +
+      "Measure zeroing and verification throughput and per-buffer scrub latency on a device, " +
+        "beside the device's own roofline measured in the same run (CPU: " +
+        `${ROOFLINE_METHODS.cpu.write} and ${ROOFLINE_METHODS.cpu.read}; ` +
+        `CUDA: ${ROOFLINE_METHODS.cuda.write} and ${ROOFLINE_METHODS.cuda.copy}; ` +
+        `WebGPU: ${ROOFLINE_METHODS.webgpu.copy}).\n\n` +
+        "Exit codes: 0 every scrub left zeros, 2 a scrub left non-zero bytes, 1 usage error or " +
         "missing device. Progress goes to stderr.",
     )
     .addOption(
@@ -65,7 +67,8 @@ export function sanitizeBenchCommand() {
     .addOption(
       new Option(
         "--cuda-zero <method>",
-        "how CUDA zeroes: cudaMemsetAsync or kvh's 16-byte-store kernel",
+        `how CUDA zeroes: memset (${ZERO_METHODS.cuda.memset}) or kernel ` +
+          `(${ZERO_METHODS.cuda.kernel})`,
       )
         .choices(["memset", "kernel"] as const)
         .default("memset" as const),
@@ -109,7 +112,7 @@ export function sanitizeBenchCommand() {
           for (const warning of report.warnings) console.error(`kvh: warning: ${warning}`);
           const device = describeDevice(sanitizer);
           if (options.json) console.log(JSON.stringify({ ...device, ...report }));
-          else console.log(formatReport(device.deviceName, report));
+          else console.log(formatReport(device, report));
           return report.ok ? 0 : 2;
         } finally {
           await sanitizer.close();
@@ -134,10 +137,20 @@ function cacheBytesOf(sanitizer: object, llcBytes: number | undefined): number |
   return info?.l2CacheBytes;
 }
 
-function describeDevice(sanitizer: object): { deviceName: string } {
-  const named = sanitizer as { adapterName?: string; info?: { name?: string }; device: string };
+function describeDevice(sanitizer: object): { deviceName: string; zeroMethod: string } {
+  const named = sanitizer as {
+    adapterName?: string;
+    info?: { name?: string };
+    device: string;
+    kernels?: string;
+    zeroMethod?: keyof typeof ZERO_METHODS.cuda;
+  };
+  let zeroMethod: string = ZERO_METHODS.webgpu;
+  if (named.device === "cpu") zeroMethod = ZERO_METHODS.cpu(named.kernels ?? "ts");
+  else if (named.device === "cuda") zeroMethod = ZERO_METHODS.cuda[named.zeroMethod ?? "memset"];
   return {
     deviceName: named.info?.name ?? named.adapterName ?? `${named.device} (${Deno.build.arch})`,
+    zeroMethod,
   };
 }
 
@@ -148,7 +161,10 @@ function fixed(value: number | null | undefined, digits = 2): string {
 }
 
 /** The report as an aligned text table. */
-function formatReport(deviceName: string, report: SanitizeBenchReport): string {
+function formatReport(
+  device: { deviceName: string; zeroMethod: string },
+  report: SanitizeBenchReport,
+): string {
   const header = [
     "size",
     "zero GB/s",
@@ -185,7 +201,7 @@ function formatReport(deviceName: string, report: SanitizeBenchReport): string {
     ) => (i === 0 || i === 8 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
       .join("  ").trimEnd();
   const lines = [
-    `${report.device}: ${deviceName} — verify ${report.verify}${
+    `${report.device}: ${device.deviceName} — zero with ${device.zeroMethod}, verify ${report.verify}${
       report.doublePass ? ", double pass" : ""
     }${report.readBack === null ? "" : `, read-back ${report.readBack}`}`,
     line(header),

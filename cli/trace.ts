@@ -210,6 +210,7 @@ export function traceCommand() {
 }
 
 async function runTrace(flags: TraceFlags): Promise<number> {
+  refuseIgnoredFlags(flags);
   const logDir = flags.logDir ?? envString("LOG_DIR") ?? DEFAULTS.logDir;
   const logFile = flags.logFile ?? envString("LOG_FILE") ?? DEFAULTS.logFile;
   const envLogBytes = envString("LOG_MAX_BYTES");
@@ -387,6 +388,27 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     console.log(formatSummary(summary!, metrics, opened!.device, files, log!.head?.seq));
   }
   return 0;
+}
+
+// A flag that would change nothing is a usage error: the user meant something else.
+function refuseIgnoredFlags(flags: TraceFlags): void {
+  if (flags.workload !== undefined) {
+    const synthetic = (["tenants", "requests", "tokens", "seed"] as const).find((name) =>
+      flags[name] !== undefined
+    );
+    if (synthetic !== undefined) {
+      throw new KvhError(
+        "flag_invalid",
+        `Invalid --${synthetic}: it sizes the synthetic workload and cannot be used with --workload`,
+      );
+    }
+  }
+  if (flags.verifySamples !== undefined && flags.verify !== "sample") {
+    throw new KvhError(
+      "flag_invalid",
+      `Invalid --verify-samples: it applies to --verify sample only, got --verify ${flags.verify}`,
+    );
+  }
 }
 
 // Decimal digits only: Number() would also take `0x1000`, `1e4` and `4096.0`.

@@ -48,6 +48,26 @@ export interface MemsetSanitizer extends CopyingSanitizer {
   zeroWith(buffer: DeviceBuffer, method: "memset"): Promise<void>;
 }
 
+/**
+ * What each device's roofline is measured with, as `kvh sanitize-bench` names it in its help
+ * and in its report (one source, so the two cannot disagree).
+ */
+export const ROOFLINE_METHODS = {
+  cpu: { write: "Uint8Array.fill (memset)", read: "memcmp against a cached zero block" },
+  cuda: { write: "cudaMemsetAsync", copy: "cudaMemcpyAsync D2D" },
+  webgpu: { copy: "copyBufferToBuffer" },
+} as const;
+
+/**
+ * How each backend zeroes, as the report names it: CPU by its kernels (`ts` or `native`),
+ * CUDA by `--cuda-zero`, WebGPU with `clearBuffer`.
+ */
+export const ZERO_METHODS = {
+  cpu: (kernels: string) => `${kernels} kernels`,
+  cuda: { memset: "cudaMemsetAsync", kernel: "kvh 16-byte-store kernel" },
+  webgpu: "clearBuffer",
+} as const;
+
 /** Seconds since an arbitrary origin; injected so tests control time. */
 export type Clock = () => number;
 
@@ -94,7 +114,7 @@ export function cpuRoofline(clock: Clock = MONOTONIC): RooflineProbe {
       return Promise.resolve({
         writeGBps: gbps(bytes, write),
         readGBps: gbps(bytes, read),
-        methods: { write: "Uint8Array.fill (memset)", read: "memcmp against a cached zero block" },
+        methods: { ...ROOFLINE_METHODS.cpu },
       });
     },
   };
@@ -170,11 +190,11 @@ export function rooflineFor(sanitizer: Sanitizer, clock: Clock = MONOTONIC): Roo
   const copying = sanitizer as CopyingSanitizer;
   return sanitizer.device === "cuda"
     ? deviceRoofline(copying, {
-      copyMethod: "cudaMemcpyAsync D2D",
-      writeMethod: "cudaMemsetAsync",
+      copyMethod: ROOFLINE_METHODS.cuda.copy,
+      writeMethod: ROOFLINE_METHODS.cuda.write,
       clock,
     })
-    : deviceRoofline(copying, { copyMethod: "copyBufferToBuffer", clock });
+    : deviceRoofline(copying, { copyMethod: ROOFLINE_METHODS.webgpu.copy, clock });
 }
 
 /** Bytes per second in GB/s. */

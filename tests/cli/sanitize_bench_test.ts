@@ -69,7 +69,7 @@ Deno.test("kvh sanitize-bench prints a table with --verify none and --double-pas
     "--double-pass",
   ]);
   assert.equal(code, 0, stderr);
-  assert.match(stdout, /^cpu: .* — verify none, double pass\n/);
+  assert.match(stdout, /^cpu: .* — zero with .* kernels, verify none, double pass\n/);
   assert.match(stdout, /size\s+zero GB\/s\s+% roof\s+verify GB\/s/);
   assert.match(stdout, /\n16KiB\s+[\d.]+\s+\d+\s+-\s+-\s+/);
   assert.match(stdout, /every scrub left zeros\n$/);
@@ -141,4 +141,21 @@ Deno.test({
     assert.deepEqual(report.results[0].roofline.methods, { copy: "copyBufferToBuffer" });
     assert.ok(report.results[0].roofline.copyGBps > 0);
   },
+});
+
+Deno.test("kvh sanitize-bench help and report name the same roofline and zeroing methods", async () => {
+  const help = await kvh(["--help"]);
+  assert.equal(help.code, 0);
+  const text = help.stdout.replace(/\s+/g, " ");
+  const run = await kvh(["--device", "cpu", "--sizes", "4KiB", "--iterations", "1"]);
+  assert.equal(run.code, 0, run.stderr);
+  const roofline = run.stdout.match(/^roofline: write: (.*); read: (.*)$/m);
+  assert.ok(roofline, run.stdout);
+  assert.ok(text.includes(`CPU: ${roofline[1]} and ${roofline[2]};`), text);
+  assert.match(run.stdout, /^cpu: .* — zero with (ts|native) kernels, verify full$/m);
+  const json = await kvh(["--device", "cpu", "--sizes", "4KiB", "--iterations", "1", "--json"]);
+  const report = JSON.parse(json.stdout);
+  assert.match(report.zeroMethod, /^(ts|native) kernels$/);
+  assert.deepEqual(report.results[0].roofline.methods, { write: roofline[1], read: roofline[2] });
+  assert.match(text, /memset \(cudaMemsetAsync\) or kernel \(kvh 16-byte-store kernel\)/);
 });

@@ -304,3 +304,28 @@ Deno.test("kvh trace --max-log-bytes and LOG_MAX_BYTES rotate the log at the siz
     );
   });
 });
+
+Deno.test("kvh trace refuses flags that the run would ignore, before writing anything", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/w.jsonl`, JSON.stringify(REQUEST) + "\n");
+    for (
+      const [args, message] of [
+        [
+          ["--workload", "w.jsonl", "--requests", "5"],
+          /Invalid --requests: it sizes the synthetic/,
+        ],
+        [
+          ["--workload", "w.jsonl", "--seed", "2"],
+          /Invalid --seed: .* cannot be used with --workload/,
+        ],
+        [["--verify", "none", "--verify-samples", "64"], /--verify sample only, got --verify none/],
+        [["--verify-samples", "64"], /Invalid --verify-samples: .* got --verify full/],
+      ] as const
+    ) {
+      const run = await kvh(["trace", ...args], { cwd: dir });
+      assert.equal(run.code, 1, args.join(" "));
+      assert.match(run.stderr, message);
+    }
+    assert.equal(await Deno.stat(`${dir}/forensics`).catch(() => null), null);
+  });
+});

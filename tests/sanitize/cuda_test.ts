@@ -38,14 +38,17 @@ function libraryBuilt(): boolean {
   }
 }
 
-/** Device count status of the built library: 0 with a GPU, 35 or 100 without one. */
-function probeDevices(): { status: number; count: number } | undefined {
+/**
+ * Device count status of the built library (0 with a GPU, 35 without a driver, 100 without a
+ * device) and the CUDA error it stands for.
+ */
+function probeDevices(): { status: number; count: number; error: string } | undefined {
   if (!libraryBuilt()) return undefined;
   const library = loadCudaLibrary({ libraryPath: BUILT });
   try {
     const count = new Int32Array(1);
     const status = library.symbols.kvh_device_count(count);
-    return { status, count: count[0]! };
+    return { status, count: count[0]!, error: describeCudaError(library.symbols, status) };
   } finally {
     library.close();
   }
@@ -53,9 +56,13 @@ function probeDevices(): { status: number; count: number } | undefined {
 
 const probe = probeDevices();
 const hasGpu = probe !== undefined && probe.status === 0 && probe.count > 0;
-const noGpuReason = !libraryBuilt()
-  ? "libkvh_cuda.so is not built (no nvcc)"
-  : `no CUDA device (${probe?.status === 0 ? "0 devices" : `status ${probe?.status}`})`;
+// Says what is missing: the toolkit, the build, the driver or the device.
+let noGpuReason = "no CUDA device (0 devices)";
+if (probe === undefined) {
+  noGpuReason = hasNvcc
+    ? `${CUDA_LIBRARY_NAME} is not built yet (nvcc is here: run ffi/cuda/build.sh)`
+    : `${CUDA_LIBRARY_NAME} is not built and there is no nvcc to build it`;
+} else if (probe.status !== 0) noGpuReason = `no usable CUDA device: ${probe.error}`;
 if (!hasGpu) console.warn(`CUDA device tests ignored: ${noGpuReason}`);
 
 // ------------------------------------------------------------------------------------------
