@@ -14,7 +14,7 @@ import { KvhError } from "../../lib/errors.ts";
 export const CUDA_LIBRARY_NAME = "libkvh_cuda.so";
 
 /** `kvh_abi_version()` this binding was written against. */
-export const CUDA_ABI_VERSION = 1;
+export const CUDA_ABI_VERSION = 2;
 
 /** Bytes of `struct KvhDeviceInfo` in kvh_cuda.cu. */
 export const DEVICE_INFO_BYTES = 288;
@@ -76,6 +76,7 @@ export const CUDA_SYMBOLS = {
     parameters: ["pointer", "u64", "u64", "u64", "pointer", "pointer", "pointer"],
     result: "i32",
   },
+  kvh_sample_positions: { parameters: ["u64", "u64", "u64", "buffer"], result: "i32" },
   kvh_validate_blocks: { parameters: ["u64", "buffer", "u32", "buffer"], result: "i32" },
   kvh_zero_verify_blocks_async: {
     parameters: ["pointer", "u64", "buffer", "u32", "pointer", "pointer", "pointer", "buffer"],

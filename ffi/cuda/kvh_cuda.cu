@@ -33,7 +33,7 @@ static const uint64_t ITEM_BYTES = 256u << 10;
 // ---------------------------------------------------------------------------------------------
 // Versions, devices, errors
 
-KVH_EXPORT int kvh_abi_version(void) { return 1; }
+KVH_EXPORT int kvh_abi_version(void) { return 2; }
 
 KVH_EXPORT int kvh_runtime_version(int* out) { return (int)cudaRuntimeGetVersion(out); }
 
@@ -257,24 +257,35 @@ __global__ void zero_kernel(uint8_t* p, uint64_t n) {
   zero_range(p, n, tid, (uint64_t)gridDim.x * blockDim.x);
 }
 
-// Stratified sampling: position i lies in the i-th of `samples` equal strata, offset by a hash
-// of (seed, i), so samples are distinct and spread over the buffer.
-__device__ __forceinline__ uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+// Stratified sampling, the same positions as samplePositions() in lib/sanitize/cpu.ts (the CPU
+// and WebGPU backends use that one; tests/sanitize/sample_positions_test.ts compares them with
+// kvh_sample_positions below): position i lies in the i-th of `samples` equal strata, offset by
+// a SplitMix32-style mix of (mix(seed) ^ i), so samples are distinct and spread over the buffer.
+// The arithmetic is 32-bit unsigned as in the TypeScript (Math.imul, >>>, | 0).
+__host__ __device__ __forceinline__ uint32_t mix32(uint32_t z) {
+  z += 0x9e3779b9u;
+  z = (z ^ (z >> 16)) * 0x85ebca6bu;
+  z = (z ^ (z >> 13)) * 0xc2b2ae35u;
+  return z ^ (z >> 16);
 }
 
-__global__ void sample_kernel(const uint8_t* p, uint64_t n, uint64_t samples, uint64_t seed,
+// The seed is taken modulo 2^32, as JavaScript's | 0 takes it.
+__host__ __device__ __forceinline__ uint32_t seed_mix(uint64_t seed) { return mix32((uint32_t)seed); }
+
+__host__ __device__ __forceinline__ uint64_t sample_position(uint64_t n, uint64_t samples, uint32_t mixed_seed,
+                                                             uint64_t i) {
+  uint64_t start = (uint64_t)(((unsigned __int128)i * n) / samples);
+  uint64_t end = (uint64_t)(((unsigned __int128)(i + 1) * n) / samples);
+  return start + mix32(mixed_seed ^ (uint32_t)i) % (end - start);
+}
+
+__global__ void sample_kernel(const uint8_t* p, uint64_t n, uint64_t samples, uint32_t mixed_seed,
                               unsigned long long* counter) {
   uint64_t tid = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
   uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
   unsigned long long count = 0;
   for (uint64_t i = tid; i < samples; i += stride) {
-    uint64_t start = (uint64_t)(((unsigned __int128)i * n) / samples);
-    uint64_t end = (uint64_t)(((unsigned __int128)(i + 1) * n) / samples);
-    uint64_t pos = start + mix64(seed * 0x9e3779b97f4a7c15ull + i) % (end - start);
-    count += __ldcg(p + pos) != 0;
+    count += __ldcg(p + sample_position(n, samples, mixed_seed, i)) != 0;
   }
   unsigned long long sum = block_sum(count);
   if (threadIdx.x == 0 && sum != 0) atomicAdd(counter, sum);
@@ -379,10 +390,20 @@ KVH_EXPORT int kvh_count_nonzero_sampled_async(const void* ptr, uint64_t bytes, 
   cudaStream_t s = (cudaStream_t)stream;
   cudaError_t err = cudaMemsetAsync(device_counter, 0, sizeof(unsigned long long), s);
   if (err != cudaSuccess) return (int)err;
-  sample_kernel<<<grid_for(samples), THREADS, 0, s>>>((const uint8_t*)ptr, bytes, samples, seed, device_counter);
+  sample_kernel<<<grid_for(samples), THREADS, 0, s>>>((const uint8_t*)ptr, bytes, samples, seed_mix(seed),
+                                                      device_counter);
   err = cudaGetLastError();
   if (err != cudaSuccess) return (int)err;
   return (int)cudaMemcpyAsync(host_count, device_counter, sizeof(unsigned long long), cudaMemcpyDeviceToHost, s);
+}
+
+// The positions sample_kernel reads, computed on the host (no device needed): lets a test check
+// them against the CPU and WebGPU backends. `out` holds `samples` entries.
+KVH_EXPORT int kvh_sample_positions(uint64_t bytes, uint64_t samples, uint64_t seed, uint64_t* out) {
+  if (out == 0 || samples == 0 || samples > bytes) return KVH_ERR_INVALID_ARGUMENT;
+  uint32_t mixed_seed = seed_mix(seed);
+  for (uint64_t i = 0; i < samples; i++) out[i] = sample_position(bytes, samples, mixed_seed, i);
+  return 0;
 }
 
 // Validates a block list without touching the device: (offset, length) pairs, sorted by offset,

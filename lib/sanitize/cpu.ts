@@ -8,6 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { DEFAULT_SAMPLES, samplePositions } from "./sample_positions.ts";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
 
 /**
@@ -108,58 +109,6 @@ class CpuBuffer implements DeviceBuffer {
   constructor(byteLength: number) {
     this.byteLength = byteLength;
   }
-}
-
-/** Default number of sampled positions in `sample` mode (types.ts). */
-const DEFAULT_SAMPLES = 4096;
-
-// SplitMix32-style mixer: the same (seed, index) always gives the same position, and
-// neighbouring seeds give unrelated positions.
-function mix32(value: number): number {
-  let z = (value + 0x9e3779b9) | 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return (z ^ (z >>> 16)) >>> 0;
-}
-
-/**
- * Positions read by `sample` verification of a buffer of `byteLength` bytes: one position in
- * each of `samples` equal strata, chosen from `seed`, so the samples are distinct, cover the
- * whole buffer and are reproducible for a given handle. With `samples ≥ byteLength` every
- * position is returned.
- *
- * @param byteLength Size of the buffer in bytes.
- * @param options Number of samples and seed.
- * @returns Ascending, distinct byte positions.
- *
- * @example Usage
- * ```ts
- * import { samplePositions } from "./cpu.ts";
- * import assert from "node:assert/strict";
- *
- * const positions = samplePositions(1024, { samples: 8, seed: 42 });
- * assert.equal(positions.length, 8);
- * assert.deepEqual(positions, samplePositions(1024, { samples: 8, seed: 42 }));
- * ```
- */
-export function samplePositions(
-  byteLength: number,
-  options: { samples?: number; seed?: number } = {},
-): number[] {
-  const { samples = DEFAULT_SAMPLES, seed = 0 } = options;
-  if (!Number.isInteger(samples) || samples < 0) {
-    throw new RangeError(`Invalid samples: expected a non-negative integer, got ${samples}`);
-  }
-  const count = Math.min(samples, byteLength);
-  if (count === byteLength) return Array.from({ length: byteLength }, (_, i) => i);
-  const positions: number[] = new Array(count);
-  const seedMix = mix32(seed);
-  for (let i = 0; i < count; i++) {
-    const start = Math.floor((i * byteLength) / count);
-    const end = Math.floor(((i + 1) * byteLength) / count);
-    positions[i] = start + (mix32(seedMix ^ i) % (end - start));
-  }
-  return positions;
 }
 
 /**

@@ -13,13 +13,8 @@ export type {
   VerifyResult,
   ZeroOptions,
 } from "./types.ts";
-export {
-  type CpuKernels,
-  CpuSanitizer,
-  type CpuSanitizerOptions,
-  samplePositions,
-  TS_CPU_KERNELS,
-} from "./cpu.ts";
+export { type CpuKernels, CpuSanitizer, type CpuSanitizerOptions, TS_CPU_KERNELS } from "./cpu.ts";
+export { samplePositions } from "./sample_positions.ts";
 export { loadNativeCpuKernels, type NativeCpuKernelsOptions } from "./native.ts";
 export {
   DEVICE_CHOICES,

@@ -7,7 +7,7 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
-import { samplePositions } from "./cpu.ts";
+import { samplePositions } from "./sample_positions.ts";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
 
 /** Options of {@linkcode WebGpuSanitizer.open}. */

@@ -3,9 +3,9 @@ import {
   type CpuKernels,
   CpuSanitizer,
   FUSED_CHUNK_BYTES,
-  samplePositions,
   TS_CPU_KERNELS,
 } from "../../lib/sanitize/cpu.ts";
+import { samplePositions } from "../../lib/sanitize/sample_positions.ts";
 
 Deno.test("CpuSanitizer.alloc() returns a zero-filled buffer of the asked size", async () => {
   const sanitizer = new CpuSanitizer();
@@ -67,18 +67,6 @@ Deno.test("CpuSanitizer.verify() in sample mode reads the seeded positions only"
   });
   const all = await sanitizer.verify(buffer, { mode: "sample", samples: 10_000 });
   assert.deepEqual(all, { checkedBytes: 4096, nonZeroBytes: 1 });
-});
-
-Deno.test("samplePositions() gives distinct ascending positions that depend on the seed", () => {
-  const a = samplePositions(1 << 20, { samples: 64, seed: 1 });
-  const b = samplePositions(1 << 20, { samples: 64, seed: 2 });
-  assert.equal(new Set(a).size, 64);
-  assert.deepEqual(a, [...a].sort((x, y) => x - y));
-  assert.notDeepEqual(a, b);
-  assert.ok(a.every((p) => p >= 0 && p < 1 << 20));
-  assert.deepEqual(samplePositions(0, { samples: 8 }), []);
-  assert.equal(samplePositions(1 << 20).length, 4096);
-  assert.throws(() => samplePositions(10, { samples: -1 }), RangeError);
 });
 
 Deno.test("CpuSanitizer.free() makes the buffer unusable", async () => {

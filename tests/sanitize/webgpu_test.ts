@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KvhError } from "../../lib/errors.ts";
-import { samplePositions } from "../../lib/sanitize/cpu.ts";
+import { samplePositions } from "../../lib/sanitize/sample_positions.ts";
 import type { DeviceBuffer, Sanitizer, ZeroOptions } from "../../lib/sanitize/types.ts";
 import { WebGpuSanitizer } from "../../lib/sanitize/webgpu.ts";
 
