@@ -152,7 +152,7 @@ Deno.test("kvh sanitize-bench help and report name the same roofline and zeroing
   const roofline = run.stdout.match(/^roofline: write: (.*); read: (.*)$/m);
   assert.ok(roofline, run.stdout);
   assert.ok(text.includes(`CPU: ${roofline[1]} and ${roofline[2]};`), text);
-  assert.match(run.stdout, /^cpu: .* — zero with (ts|native) kernels, verify full$/m);
+  assert.match(run.stdout, /^cpu: .* — zero with (ts|native) kernels, verify full\b/m);
   const json = await kvh(["--device", "cpu", "--sizes", "4KiB", "--iterations", "1", "--json"]);
   const report = JSON.parse(json.stdout);
   assert.match(report.zeroMethod, /^(ts|native) kernels$/);
