@@ -298,6 +298,8 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       commitDelayMs: 50,
       commitRecords: 4096,
     });
+    // What opening the log recovered from (a torn tail, a missing active file) is said, not hidden.
+    for (const notice of log.notices) console.error(`kvh: ${notice}`);
     tracer = new CacheTracer({
       sanitizer: opened.sanitizer,
       audit: log,

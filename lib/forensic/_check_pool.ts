@@ -80,7 +80,7 @@ function unpack(response: CheckResponse): LineResult[] {
     const kind = kinds[i];
     const prev = hexes.slice(at, at + 64);
     const hash = hexes.slice(at + 64, at + 128);
-    // Plain records are neither rotate nor prune, the only events the chain check reads.
+    // Plain records are not rotate, recovery or prune, the only events the chain check reads.
     if (kind === 1 || kind === 2) {
       results[i] = { kind: "v2", seq: seqs[i]!, prev, hash, event: "", hasMac: kind === 2 };
     } else if (kind === 4 || kind === 5) {

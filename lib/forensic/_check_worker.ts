@@ -15,7 +15,7 @@ export interface CheckRequest {
 
 /**
  * The results of one batch, packed so that posting them costs little: plain records (no
- * failure, not rotate or prune) travel as a kind byte, a seq (v2) and 128 hex characters (prev
+ * failure, not rotate, recovery or prune) travel as a kind byte, a seq (v2) and 128 hex characters (prev
  * and hash) in one string; every other line travels as its {@linkcode LineResult}.
  */
 export interface CheckResponse {
@@ -36,6 +36,9 @@ const scope = self as unknown as {
   postMessage(message: CheckResponse, transfer: Transferable[]): void;
 };
 
+/** v2 events whose fields the chain check reads: they travel whole. */
+const CHAIN_EVENTS: ReadonlySet<string> = new Set(["rotate", "recovery", "prune"]);
+
 scope.onmessage = (event) => {
   const { id, bytes, options } = event.data;
   const results = checkLines(bytes, options);
@@ -45,7 +48,7 @@ scope.onmessage = (event) => {
   const others: [number, LineResult][] = [];
   for (let i = 0; i < results.length; i++) {
     const result = results[i]!;
-    if (result.kind === "v2" && result.event !== "rotate" && result.event !== "prune") {
+    if (result.kind === "v2" && !CHAIN_EVENTS.has(result.event)) {
       kinds[i] = result.hasMac ? 2 : 1;
       seqs[i] = result.seq;
       hexes.push(result.prev, result.hash);

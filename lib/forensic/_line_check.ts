@@ -27,9 +27,11 @@ export type LineResult =
     hash: string;
     event: string;
     hasMac: boolean;
-    /** `prev_file` and `prev_file_last_hash` of a rotate record. */
+    /** `prev_file` and `prev_file_last_hash` of a rotate or recovery record. */
     prevFile?: unknown;
     prevFileLastHash?: unknown;
+    /** A recovery record's `reason` (`torn_tail` when it has none, as kvh's first ones). */
+    recoveryReason?: string;
     /** The entries of a prune record's `removed` list. */
     pruned?: { lastHash: string; lastSeq: number }[];
   }
@@ -174,9 +176,12 @@ function checkV2(text: string, key: Uint8Array | undefined, confirmed = 0): Line
   }
   const { seq, prev, hash, event, record, hasMac } = checked;
   const result: LineResult = { kind: "v2", seq, prev, hash, event, hasMac };
-  if (event === "rotate") {
+  if (event === "rotate" || event === "recovery") {
     result.prevFile = record?.prev_file;
     result.prevFileLastHash = record?.prev_file_last_hash;
+    if (event === "recovery") {
+      result.recoveryReason = typeof record?.reason === "string" ? record.reason : "torn_tail";
+    }
   } else if (event === "prune") {
     const removed = record?.removed;
     result.pruned = [];

@@ -6,7 +6,9 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
-import { keyMissingMessage, listChainFiles, utcStamp } from "./chain_files.ts";
+import { join } from "node:path";
+import { keyMissingMessage, listChainFiles, nextFilePath, utcStamp } from "./chain_files.ts";
+import { sameFile } from "./_snapshot.ts";
 import { sha256Hex } from "./digest.ts";
 import { checkV2Line } from "./format_v2.ts";
 import type { ChainHead } from "./types.ts";
@@ -25,6 +27,8 @@ export interface RecoverOptions {
   key: Uint8Array | undefined;
   /** Clock for the name of a moved-aside torn tail. */
   now: () => Date;
+  /** Whether the active file did not exist before the writer opened (created) it. */
+  activeWasMissing: boolean;
 }
 
 /** The chain state a writer continues from. */
@@ -37,8 +41,21 @@ export interface RecoveredState {
   continueFrom?: string;
   /** `log_id` of the first record of the active file (of the last rotated file when it is empty). */
   logId?: string;
-  /** Fields of the `recovery` record to append. */
+  /** Fields of the `recovery` record to append for a torn tail. */
   torn?: { torn_bytes: number; torn_sha256: string; moved_to: string };
+  /**
+   * Fields of the `recovery` record that continues the chain when the active file was missing
+   * while rotated files existed (instead of a rotate record: the records after the last rotated
+   * file are lost, and the log says so).
+   */
+  missing?: {
+    reason: "active_missing";
+    missing_file: string;
+    prev_file: string;
+    prev_file_last_hash: string;
+    last_seq: number;
+    log_id?: string;
+  };
 }
 
 /**
@@ -54,7 +71,8 @@ export async function recoverState(
   fd: Deno.FsFile,
   options: RecoverOptions,
 ): Promise<RecoveredState> {
-  const { path, dir, file, key, now } = options;
+  const { path, dir, file, key, now, activeWasMissing } = options;
+  await finishRotation(fd, dir, file);
   let size = (await fd.stat()).size;
   let torn: RecoveredState["torn"];
   if (size > 0) {
@@ -93,13 +111,27 @@ export async function recoverState(
     using previous = await Deno.open(last, { read: true });
     const previousSize = (await previous.stat()).size;
     const head = await lastRecord(previous, previousSize, last, key);
+    const logId = logIdOf(await readFirstLine(previous, previousSize, last));
+    const lastName = last.slice(dir.length + 1);
+    if (activeWasMissing) {
+      const missing = {
+        reason: "active_missing" as const,
+        missing_file: file,
+        prev_file: lastName,
+        prev_file_last_hash: head.hash,
+        last_seq: head.seq,
+        // The recovery record starts the new active file, as a rotate record would: it names the log.
+        ...(logId === undefined ? {} : { log_id: logId }),
+      };
+      return { head, logId, size: 0, fileRecords: 0, fileFirstSeq: null, missing, torn };
+    }
     return {
       head,
-      logId: logIdOf(await readFirstLine(previous, previousSize, last)),
+      logId,
       size: 0,
       fileRecords: 0,
       fileFirstSeq: null,
-      continueFrom: last.slice(dir.length + 1),
+      continueFrom: lastName,
       torn,
     };
   }
@@ -144,6 +176,18 @@ async function moveAside(target: string, bytes: Uint8Array, path: string): Promi
       { cause: error },
     );
   }
+}
+
+/**
+ * Completes a rotation a crash interrupted: the old file may carry its rotated name and still
+ * the active one (the rotated name is dropped: the file stays active), and the next file may
+ * sit aside, empty (it is removed).
+ */
+async function finishRotation(fd: Deno.FsFile, dir: string, file: string): Promise<void> {
+  const active = await fd.stat();
+  const newest = (await listChainFiles(dir, file)).at(-2);
+  if (newest !== undefined && sameFile(await Deno.lstat(newest), active)) await Deno.remove(newest);
+  await Deno.remove(nextFilePath(join(dir, file))).catch(() => {});
 }
 
 async function readRange(fd: Deno.FsFile, start: number, length: number): Promise<Uint8Array> {

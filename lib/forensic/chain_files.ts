@@ -42,6 +42,17 @@ export function logLockPath(path: string): string {
 }
 
 /**
+ * Where a rotation creates the next active file before the file takes the active name (so the
+ * active name never goes missing); never part of the history.
+ *
+ * @param path Path of the active file.
+ * @returns `<path>.next`.
+ */
+export function nextFilePath(path: string): string {
+  return `${path}.next`;
+}
+
+/**
  * Why a log that carries MACs is not appended to without its key (`log_key_missing`, exit 1):
  * one message for every appender (trace's writer, prune), naming where the key comes from.
  *

@@ -180,8 +180,8 @@ export interface CheckedV2 {
   hash: string;
   event: string;
   /**
-   * The parsed record (including `hash` and `mac`); the fast path parses only `rotate` and
-   * `prune` records, whose fields the chain check reads.
+   * The parsed record (including `hash` and `mac`); the fast path parses only `rotate`,
+   * `recovery` and `prune` records, whose fields the chain check reads.
    */
   record: Record<string, unknown> | undefined;
   /** Whether the line carries a `mac`. */
@@ -365,8 +365,8 @@ function checkCanonicalLine(
       };
     }
   }
-  // Only rotate and prune records carry fields the chain check reads.
-  const record = event === "rotate" || event === "prune"
+  // Only rotate, recovery and prune records carry fields the chain check reads.
+  const record = event === "rotate" || event === "prune" || event === "recovery"
     ? JSON.parse(body) as Record<string, unknown>
     : undefined;
   return { ok: true, seq, prev, hash, event, record, hasMac: mac !== undefined };

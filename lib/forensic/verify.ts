@@ -5,9 +5,17 @@
  *
  * @module
  */
-import { basename, dirname } from "node:path";
+import { basename } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
-import { listChainFiles } from "./chain_files.ts";
+import {
+  type ChainSnapshot,
+  changedSince,
+  closeSnapshot,
+  snapshotChain,
+  type SnapshotFile,
+  snapshotReader,
+  writtenSince,
+} from "./_snapshot.ts";
 import { CheckPool } from "./_check_pool.ts";
 import { type CheckLineOptions, checkLines, type LineResult } from "./_line_check.ts";
 import { GENESIS_V1 } from "./format_v1.ts";
@@ -86,6 +94,12 @@ export interface VerifyLogReport extends VerifyReport {
    * it means the MACs were not checked: callers decide on this field, not on warning text.
    */
   mac_present: boolean;
+  /**
+   * The `recovery` records met, in order: a torn tail moved aside (`torn_tail`), or an active
+   * file found missing by the writer (`active_missing`: records written after the previous file
+   * are lost, and their seq numbers may be used again after it).
+   */
+  recoveries: { file: string; line: number; seq: number; reason: string }[];
   /** Things an operator should know that are not failures, e.g. MACs present but unchecked. */
   warnings: string[];
 }
@@ -117,6 +131,7 @@ class ChainState {
   anchor: Anchor | undefined;
   prunes: PruneEntry[] = [];
   macsSeen = false;
+  recoveries: VerifyLogReport["recoveries"] = [];
 }
 
 /**
@@ -151,13 +166,35 @@ export async function verifyLog(
   const key = options.hmacKey !== undefined && options.hmacKey.length > 0
     ? options.hmacKey
     : undefined;
-  await checkLogPath(path);
-  const paths = options.activeOnly ? [path] : await listChainFiles(dirname(path), basename(path));
+  // Every file is opened before any is read, so a writer rotating or a prune removing files
+  // meanwhile cannot make what is read inconsistent (see _snapshot.ts). A directory listing is
+  // not atomic, though: one taken while a writer rotates may miss a file just renamed. So a
+  // failure seen while the log was changing is checked again on a new snapshot; a defect in
+  // what was committed fails every time.
+  for (let attempt = 1;; attempt++) {
+    const snapshot = await snapshotChain(path, options.activeOnly ?? false);
+    try {
+      const report = await verifySnapshot(snapshot, key, options);
+      if (report.ok || attempt >= LIVE_ATTEMPTS || !(await changedSince(snapshot))) return report;
+    } finally {
+      closeSnapshot(snapshot);
+    }
+  }
+}
+
+/** Snapshots a failed verification of a changing log is retried on. */
+const LIVE_ATTEMPTS = 4;
+
+async function verifySnapshot(
+  snapshot: ChainSnapshot,
+  key: Uint8Array | undefined,
+  options: VerifyLogOptions,
+): Promise<VerifyLogReport> {
+  const files = snapshot.files;
   const state = new ChainState();
   const chain: ChainFile[] = [];
   let failure: VerifyFailure | null = null;
-  let total = 0;
-  for (const filePath of paths) total += await checkLogPath(filePath);
+  const total = files.reduce((sum, entry) => sum + entry.size, 0);
   const cpus = navigator.hardwareConcurrency;
   const workers = options.workers ??
     (total >= PARALLEL_MIN_BYTES && cpus >= PARALLEL_MIN_CPUS ? Math.min(cpus, 4) : 0);
@@ -172,11 +209,11 @@ export async function verifyLog(
     })
     : undefined;
   try {
-    for (let index = 0; index < paths.length && failure === null; index++) {
-      const filePath = paths[index]!;
+    for (let index = 0; index < files.length && failure === null; index++) {
+      const entry = files[index]!;
       const info: ChainFile = {
-        file: basename(filePath),
-        path: filePath,
+        file: basename(entry.path),
+        path: entry.path,
         format: "v2",
         records: 0,
         first_seq: null,
@@ -185,7 +222,7 @@ export async function verifyLog(
         first_prev: null,
       };
       chain.push(info);
-      failure = await verifyFile(info, index === 0, state, { key, options, pool });
+      failure = await verifyFile(entry, info, index === 0, state, { key, options, pool });
       state.previousFile = info;
     }
   } finally {
@@ -209,7 +246,25 @@ export async function verifyLog(
       };
     }
   }
+  if (failure === null && snapshot.missingActive !== undefined) {
+    const last = chain.at(-1);
+    failure = {
+      file: basename(snapshot.missingActive),
+      line: 0,
+      reason: "truncated",
+      detail: `Active file ${basename(snapshot.missingActive)} is missing while rotated files ` +
+        `exist: records after seq ${last?.last_seq ?? "?"} of ${last?.file ?? "?"} may be lost`,
+    };
+  }
   const warnings: string[] = [];
+  for (const recovery of state.recoveries) {
+    if (recovery.reason === "active_missing") {
+      warnings.push(
+        `File ${recovery.file} starts with a recovery record at seq ${recovery.seq}: the writer ` +
+          "found the active file missing, so records written after the file before it are lost",
+      );
+    }
+  }
   if (key === undefined && state.macsSeen) {
     warnings.push("Records carry MACs but no key was given: MACs were not checked");
   }
@@ -222,6 +277,7 @@ export async function verifyLog(
     mac_present: state.macsSeen,
     failure,
     chain,
+    recoveries: state.recoveries,
     warnings,
   };
 }
@@ -234,23 +290,6 @@ const PARALLEL_MIN_BYTES = 8 * 1024 * 1024;
  */
 const PARALLEL_MIN_CPUS = 4;
 
-/** Refuses what verify cannot read; returns the file's size. */
-async function checkLogPath(path: string): Promise<number> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (error) {
-    throw new KvhError("log_unreadable", `Cannot verify ${path}: ${describeIoError(error)}`, {
-      cause: error,
-    });
-  }
-  if (info.isSymlink) {
-    throw new KvhError("log_symlink", `Refusing to verify ${path}: it is a symlink`);
-  }
-  if (!info.isFile) throw new KvhError("log_not_file", `Cannot verify ${path}: not a regular file`);
-  return info.size;
-}
-
 interface FileContext {
   key: Uint8Array | undefined;
   options: VerifyLogOptions;
@@ -258,19 +297,12 @@ interface FileContext {
 }
 
 async function verifyFile(
+  entry: SnapshotFile,
   info: ChainFile,
   firstFile: boolean,
   state: ChainState,
   context: FileContext,
 ): Promise<VerifyFailure | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(info.path, { read: true });
-  } catch (error) {
-    throw new KvhError("log_unreadable", `Cannot verify ${info.path}: ${describeIoError(error)}`, {
-      cause: error,
-    });
-  }
   const { options, pool } = context;
   const lineOptions: CheckLineOptions = {
     key: context.key,
@@ -278,7 +310,7 @@ async function verifyFile(
     maxLineBytes: options.maxLineBytes,
     nativeDigests: options.nativeDigests,
   };
-  const chunks = readChunks(file, { maxLineBytes: options.maxLineBytes });
+  const chunks = readChunks(snapshotReader(entry), { maxLineBytes: options.maxLineBytes });
   // Runs in flight: with Workers, several are decoded and checked while the chain consumes the
   // oldest; the main thread only reads bytes and links results.
   const queue: (Checked[] | Promise<LineResult[]>)[] = [];
@@ -295,6 +327,11 @@ async function verifyFile(
           break;
         }
         const chunk = next.value;
+        if (chunk.kind === "torn" && entry.active && await writtenSince(entry)) {
+          // A writer was writing this line when the snapshot was taken: it is not committed
+          // yet, so it is not part of what this verification covers.
+          continue;
+        }
         if (chunk.kind !== "lines") {
           queue.push([chunk.kind === "torn" ? TORN : TOO_LONG]);
         } else if (pool === undefined || turn++ % (pool.size + 1) === pool.size) {
@@ -330,7 +367,6 @@ async function verifyFile(
     });
   } finally {
     await chunks.return(undefined);
-    file.close();
   }
 }
 
@@ -397,8 +433,12 @@ function chainV2(
   }
   if (info.records === 0 && !firstFile) {
     const previous = state.previousFile!;
+    // A file starts with a rotate record, or with the recovery record a writer appends when it
+    // found the active file missing: both name the file before them and its last hash.
+    const linking = event === "rotate" ||
+      (event === "recovery" && result.recoveryReason === "active_missing");
     if (
-      event !== "rotate" || result.prevFile !== previous.file ||
+      !linking || result.prevFile !== previous.file ||
       result.prevFileLastHash !== previous.last_hash || prev !== previous.last_hash ||
       seq !== state.expectedSeq
     ) {
@@ -421,6 +461,9 @@ function chainV2(
     }
   }
   if (result.pruned !== undefined) state.prunes.push(...result.pruned);
+  if (result.recoveryReason !== undefined) {
+    state.recoveries.push({ file: info.file, line: lineNo, seq, reason: result.recoveryReason });
+  }
   state.expectedPrev = hash;
   state.expectedSeq = seq + 1;
   state.head = { seq, hash };

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { KvhError } from "../errors.ts";
 import { recoverState } from "./_recover.ts";
-import { DEFAULT_LOG_FILE, logLockPath, rotatedFileName } from "./chain_files.ts";
+import { DEFAULT_LOG_FILE, logLockPath, nextFilePath, rotatedFileName } from "./chain_files.ts";
 import { formatTimestamp, sealV2Record } from "./format_v2.ts";
 import type { AppendOptions, AuditSink, ChainHead, RecordV2 } from "./types.ts";
 import { GENESIS_V2 } from "./types.ts";
@@ -131,7 +131,9 @@ function newPending(capacity: number): Pending {
  *
  * @param options Directory, file name, key, rotation and commit policy.
  * @returns The open log; call {@linkcode ForensicLog.close} when done.
- * @throws {KvhError} `log_locked` when another writer holds the log, `log_symlink` for a
+ * @throws {KvhError} `log_dir_insecure` when the directory is writable by group or others (the
+ * message gives the `chmod` that fixes it), `log_locked` when another writer holds the log,
+ * `log_symlink` for a
  * symlinked log file, `log_format` for a format-v1 log, `log_corrupt` (exit 2) when the last
  * record is not a valid v2 record (with a wrong key: `mac_mismatch`), `log_key_missing` when the
  * log carries MACs and no key is given, `log_unwritable` on I/O errors.
@@ -171,6 +173,7 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
   } catch (error) {
     throw ioError(`Cannot create log directory ${dir}`, error);
   }
+  await refuseSharedDir(dir);
   await refuseSymlink(path);
   const lockPath = logLockPath(path);
   await refuseSymlink(lockPath);
@@ -188,7 +191,12 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
         `Cannot open ${path}: another writer holds the lock ${lockPath}`,
       );
     }
+    let activeWasMissing = false;
     try {
+      activeWasMissing = await Deno.lstat(path).then(() => false, (error) => {
+        if (error instanceof Deno.errors.NotFound) return true;
+        throw error;
+      });
       fd = await Deno.open(path, { read: true, append: true, create: true, mode: 0o600 });
       const info = await fd.stat();
       if (!info.isFile) {
@@ -200,7 +208,14 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       throw ioError(`Cannot open ${path}`, error);
     }
     const now = options.now ?? (() => new Date());
-    const state = await recoverState(fd, { path, dir, file, key: options.hmacKey, now });
+    const state = await recoverState(fd, {
+      path,
+      dir,
+      file,
+      key: options.hmacKey,
+      now,
+      activeWasMissing,
+    });
     const logId = state.head === null ? options.logId ?? randomLogId() : state.logId;
     const observer = await options.observe?.({ path, logId, head: state.head });
     const log = new ForensicLog({
@@ -226,7 +241,21 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
         prev_file_last_hash: state.head!.hash,
       }, { critical: true });
     }
-    if (state.torn !== undefined) await log.append("recovery", state.torn, { critical: true });
+    if (state.missing !== undefined) {
+      await log.append("recovery", state.missing, { critical: true });
+      log.notices.push(
+        `The active file ${path} was missing while rotated files exist: the chain continues from ` +
+          `seq ${state.missing.last_seq} of ${state.missing.prev_file} with a recovery record; ` +
+          "records written after it are lost",
+      );
+    }
+    if (state.torn !== undefined) {
+      const record = await log.append("recovery", state.torn, { critical: true });
+      log.notices.push(
+        `Recovered a torn tail of ${state.torn.torn_bytes} bytes at the end of ${path} (a write ` +
+          `cut short): moved aside to ${state.torn.moved_to}, recorded at seq ${record.seq}`,
+      );
+    }
     return log;
   } catch (error) {
     fd?.close();
@@ -241,6 +270,32 @@ function randomLogId(): string {
     (b) => b.toString(16).padStart(2, "0"),
   )
     .join("");
+}
+
+/**
+ * Refuses a log directory others can write to: whoever can write there can replace, remove or
+ * plant the log's files (DESIGN.md §4: dirs 0700).
+ */
+async function refuseSharedDir(dir: string): Promise<void> {
+  let mode: number | null;
+  try {
+    mode = (await Deno.stat(dir)).mode;
+  } catch (error) {
+    throw ioError(`Cannot open log directory ${dir}`, error);
+  }
+  if (mode !== null && (mode & 0o022) !== 0) {
+    throw new KvhError(
+      "log_dir_insecure",
+      `Refusing to write the log in ${dir}: it is writable by group or others (mode ${
+        (mode & 0o7777).toString(8).padStart(4, "0")
+      }); fix it with: chmod go-w ${shellQuote(dir)}`,
+    );
+  }
+}
+
+/** Quotes a path for a shell command line when it needs it. */
+function shellQuote(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", `'\\''`)}'`;
 }
 
 async function refuseSymlink(path: string): Promise<void> {
@@ -340,6 +395,12 @@ export class ForensicLog implements AuditSink {
     this.#fileRecords = init.fileRecords;
     this.#fileFirstSeq = init.fileFirstSeq;
   }
+
+  /**
+   * What opening the log recovered from, one sentence each (a torn tail moved aside, a missing
+   * active file): the CLI prints them on stderr.
+   */
+  readonly notices: string[] = [];
 
   /** Path of the active file. */
   get path(): string {
@@ -519,29 +580,35 @@ export class ForensicLog implements AuditSink {
     this.#commit().catch(() => {});
     this.#io = this.#io.then(async () => {
       if (this.#failure !== undefined) return;
-      let renamed = false;
+      // The active name never goes missing: the old file gets its rotated name as a second link,
+      // then a new file, created aside, replaces the active name in one rename. A reader (or a
+      // crash) in between sees the old file under both names, which both recognise.
+      const next = nextFilePath(init.path);
+      let linked = false;
+      let created: Deno.FsFile | undefined;
       try {
         await this.#fd.syncData();
         this.#fd.close();
-        try {
-          await Deno.lstat(rotatedPath);
-          throw new Error(`Rotated file already exists: ${rotatedName}`);
-        } catch (error) {
-          if (!(error instanceof Deno.errors.NotFound)) throw error;
-        }
-        await Deno.rename(init.path, rotatedPath);
-        renamed = true;
-        this.#fd = await Deno.open(init.path, {
+        await Deno.link(init.path, rotatedPath);
+        linked = true;
+        await Deno.remove(next).catch(() => {});
+        created = await Deno.open(next, {
           read: true,
           append: true,
-          create: true,
+          createNew: true,
           mode: 0o600,
         });
+        await Deno.rename(next, init.path);
+        this.#fd = created;
         this.#rotatedTo = rotatedPath;
         this.#durableSize = 0;
       } catch (error) {
-        // Never leave the history without its active file: undo the rename.
-        if (renamed) await Deno.rename(rotatedPath, init.path).catch(() => {});
+        // Undo: the old file keeps its active name alone.
+        if (created !== undefined) {
+          closeQuietly(created);
+          await Deno.remove(next).catch(() => {});
+        }
+        if (linked) await Deno.remove(rotatedPath).catch(() => {});
         this.#fail(error, 0, 0, "");
       }
     });

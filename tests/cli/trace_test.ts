@@ -329,3 +329,14 @@ Deno.test("kvh trace refuses flags that the run would ignore, before writing any
     assert.equal(await Deno.stat(`${dir}/forensics`).catch(() => null), null);
   });
 });
+
+Deno.test("kvh trace says on stderr that it recovered a torn tail", async () => {
+  await withDir(async (dir) => {
+    assert.equal((await kvh(["trace", "--requests", "2"], { cwd: dir })).code, 0);
+    await Deno.writeTextFile(`${dir}/forensics/kv_cache.log`, '{"v":2,"seq":', { append: true });
+    const { code, stderr } = await kvh(["trace", "--requests", "2"], { cwd: dir });
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /kvh: Recovered a torn tail of 13 bytes at the end of /);
+    assert.equal((await verifyLog(`${dir}/forensics/kv_cache.log`)).ok, true);
+  });
+});

@@ -2,6 +2,8 @@
  * Child process for the writer's cross-process tests: `deno run -A _writer_child.ts MODE DIR`.
  * - `critical`: appends critical events forever, printing each seq once its append resolved.
  * - `lock`: tries to open the log and prints the error code (or "opened").
+ * - `rotating`: appends forever to a log that rotates every few records, printing "ready" after
+ *   the first rotation.
  */
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 import { KvhError } from "../../lib/errors.ts";
@@ -22,5 +24,18 @@ if (mode === "lock") {
       critical: true,
     });
     console.log(record.seq);
+  }
+} else if (mode === "rotating") {
+  const log = await openForensicLog({
+    dir: dir!,
+    maxBytes: 1500,
+    commitDelayMs: 1,
+    commitRecords: 4,
+  });
+  for (let i = 0;; i++) {
+    await log.append("allocate", { i, tenant_id: "tenant-live", pad: "x".repeat(100) });
+    if (i === 20) console.log("ready");
+    // Yield so the parent's verifications interleave with appends, groups and rotations.
+    if (i % 4 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
   }
 }

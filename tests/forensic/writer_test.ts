@@ -224,38 +224,67 @@ Deno.test("openForensicLog() moves a torn tail aside and records it in a recover
     assert.equal((await verifyLog(log.path)).failure?.reason, "torn_tail");
     const reopened = await openForensicLog({ dir });
     await reopened.close();
+    // The writer says so: the CLI prints its notices on stderr.
+    assert.equal(reopened.notices.length, 1);
+    assert.match(reopened.notices[0]!, new RegExp(`torn tail of ${torn.length} bytes`));
     const recovery = JSON.parse((await lines(log.path)).at(-1)!);
     assert.equal(recovery.event, "recovery");
     assert.equal(recovery.torn_bytes, torn.length);
     assert.equal(recovery.torn_sha256, createHash("sha256").update(torn).digest("hex"));
     assert.equal(await Deno.readTextFile(join(dir, recovery.moved_to)), torn);
-    assert.equal((await verifyLog(log.path)).ok, true);
+    const report = await verifyLog(log.path);
+    assert.equal(report.ok, true);
+    assert.deepEqual(report.recoveries.map((r) => r.reason), ["torn_tail"]);
   });
 });
 
-Deno.test("openForensicLog() continues from the last rotated file when the active file is missing", async () => {
+Deno.test("openForensicLog() records a recovery, not a silent relink, when the active file is missing", async () => {
   await withDir(async (dir) => {
-    const log = await openForensicLog({
-      dir,
-      maxBytes: 600,
-      now: fixedClock(),
-    });
+    const log = await openForensicLog({ dir, maxBytes: 600, now: fixedClock() });
     for (let i = 0; i < 10; i++) await log.append("allocate", { i });
     await log.close();
-    // A crash between renaming the active file and writing the new rotate record leaves no active file.
+    const rotatedHead = (await verifyLog(log.path)).chain.at(-2)!;
     await Deno.remove(log.path);
-    const before = await verifyLog(log.path).catch((e) => e);
-    assert.ok(before instanceof KvhError);
-    const reopened = await openForensicLog({
-      dir,
-      maxBytes: 600,
-      now: fixedClock(),
-    });
+    // Missing while rotated files exist: an integrity failure, not an unreadable log.
+    const before = await verifyLog(log.path);
+    assert.deepEqual([before.ok, before.failure?.reason], [false, "truncated"]);
+    assert.match(before.failure!.detail, /missing/);
+    const reopened = await openForensicLog({ dir, now: fixedClock() });
+    assert.equal(reopened.notices.length, 1);
+    assert.match(reopened.notices[0]!, /was missing/);
     await reopened.append("free", {});
     await reopened.close();
     const first = JSON.parse((await lines(log.path))[0]!);
-    assert.equal(first.event, "rotate");
-    assert.equal((await verifyLog(log.path)).ok, true);
+    assert.deepEqual(
+      [first.event, first.reason, first.prev_file, first.prev_file_last_hash, first.last_seq],
+      ["recovery", "active_missing", rotatedHead.file, rotatedHead.last_hash, rotatedHead.last_seq],
+    );
+    const after = await verifyLog(log.path);
+    assert.equal(after.ok, true, after.failure?.detail);
+    assert.deepEqual(after.recoveries.map((r) => [r.reason, r.seq]), [[
+      "active_missing",
+      rotatedHead.last_seq! + 1,
+    ]]);
+    assert.equal(after.warnings.length, 1);
+  });
+});
+
+Deno.test("openForensicLog() finishes a rotation a crash interrupted: the old file under both names", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir });
+    await log.append("allocate", { i: 0 });
+    await log.close();
+    // A crash after the rotated name was linked and before the next file took the active name.
+    await Deno.link(log.path, join(dir, "kv_cache-20260101T000000Z-0.log"));
+    await Deno.writeTextFile(`${log.path}.next`, "");
+    const mid = await verifyLog(log.path);
+    assert.deepEqual([mid.ok, mid.records], [true, 1], mid.failure?.detail);
+    const reopened = await openForensicLog({ dir });
+    await reopened.append("free", {});
+    await reopened.close();
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.deepEqual(names, ["kv_cache.log", "kv_cache.log.lock"]);
+    assert.deepEqual((await verifyLog(log.path)).records, 2);
   });
 });
 
@@ -478,6 +507,26 @@ Deno.test("openForensicLog() on a still-full disk leaves no side files: a failed
       assert.deepEqual(await Deno.readFile(first.path), bytes);
       const report = await verifyLog(first.path);
       assert.deepEqual([report.ok, report.records], [true, records]);
+    }
+  });
+});
+
+Deno.test("openForensicLog() refuses a directory writable by group or others with the chmod that fixes it", async () => {
+  await withDir(async (root) => {
+    for (const mode of [0o770, 0o757, 0o1777]) {
+      const dir = join(root, `shared ${mode.toString(8)}`);
+      await Deno.mkdir(dir);
+      await Deno.chmod(dir, mode);
+      await assert.rejects(
+        openForensicLog({ dir }),
+        (e) =>
+          e instanceof KvhError && e.code === "log_dir_insecure" && e.exitCode === 1 &&
+          e.message.includes(`chmod go-w '${dir}'`),
+      );
+      assert.deepEqual([...Deno.readDirSync(dir)], []);
+      await Deno.chmod(dir, 0o700);
+      const log = await openForensicLog({ dir });
+      await log.close();
     }
   });
 });

@@ -1,0 +1,213 @@
+/**
+ * A consistent view of a log's files for verification while a writer appends and rotates
+ * (DESIGN.md §4): the files are opened once, up front, and read through those handles, so a
+ * rotation renaming the active file or a prune removing the oldest files mid-check changes
+ * nothing that is read; the active file is read up to its size when it was opened.
+ *
+ * @module
+ */
+import { basename, dirname } from "node:path";
+import { describeIoError, KvhError } from "../errors.ts";
+import { listChainFiles } from "./chain_files.ts";
+
+/** One file of the snapshot, open for reading. */
+export interface SnapshotFile {
+  /** Path it had when the snapshot was taken. */
+  path: string;
+  /** The open file; read it through {@linkcode SnapshotFile.reader}. */
+  file: Deno.FsFile;
+  /** Bytes that belong to the snapshot (the active file: its size when opened). */
+  size: number;
+  /** Whether this is the active file (the only one a writer still appends to). */
+  active: boolean;
+}
+
+/** The files of a history as they were when verification started. */
+export interface ChainSnapshot {
+  /** Files in chain order; the active file last, unless it was missing. */
+  files: SnapshotFile[];
+  /** Path of the active file when it did not exist while rotated files did. */
+  missingActive?: string;
+}
+
+/** How often a snapshot is retaken when the active file vanished in a rotation's window. */
+const ATTEMPTS = 5;
+
+/**
+ * Opens the files of a history. Rotated files are opened first, then the active file, then the
+ * directory is listed again: files rotated in between (the writer renamed the active file after
+ * the first listing) are opened too, up to and excluding the one that is the active file the
+ * snapshot holds (same device and inode), so the chain read is the one committed at that moment.
+ * Rotated files that vanished before they were opened (a prune removes the oldest first, after
+ * recording them) are left out.
+ *
+ * @param path Path of the active file.
+ * @param activeOnly Only the given file.
+ * @returns The open files; close them with {@linkcode closeSnapshot}.
+ * @throws {KvhError} When the active file (or, with `activeOnly`, the file) cannot be read at
+ * all: missing with no rotated files, not a regular file, a symlink, or unreadable.
+ */
+export async function snapshotChain(path: string, activeOnly: boolean): Promise<ChainSnapshot> {
+  if (activeOnly) return { files: [await openActive(path, true)] };
+  const dir = dirname(path);
+  const name = basename(path);
+  for (let attempt = 1;; attempt++) {
+    const before = (await listChainFiles(dir, name)).slice(0, -1);
+    const files: SnapshotFile[] = [];
+    try {
+      for (const rotated of before) {
+        const opened = await openRotated(rotated);
+        if (opened !== undefined) files.push(opened);
+      }
+      const active = await openActive(path, before.length === 0);
+      const after = (await listChainFiles(dir, name)).slice(0, -1);
+      const seen = new Set(before);
+      const added = after.filter((p) => !seen.has(p));
+      if (active === undefined) {
+        // A rotation renames the active file before it creates the next one: look again.
+        if (added.length > 0 && attempt < ATTEMPTS) {
+          closeSnapshot({ files });
+          continue;
+        }
+        return { files, missingActive: path };
+      }
+      const activeInfo = await active.file.stat();
+      const newest = files.at(-1);
+      if (newest !== undefined && sameFile(await newest.file.stat(), activeInfo)) {
+        // Mid-rotation: the old file already has its rotated name and still the active one.
+        active.file.close();
+        return { files };
+      }
+      for (const rotated of added) {
+        const opened = await openRotated(rotated);
+        if (opened === undefined) continue;
+        if (sameFile(await opened.file.stat(), activeInfo)) {
+          // The active file held is this rotated file now: later files came after the snapshot.
+          opened.file.close();
+          break;
+        }
+        files.push(opened);
+      }
+      files.push(active);
+      return { files };
+    } catch (error) {
+      closeSnapshot({ files });
+      throw error;
+    }
+  }
+}
+
+/**
+ * Whether the log changed since the snapshot was taken: a file was added or removed, or a
+ * writer has written to the active file. A listing may miss a file renamed while it runs, so
+ * a snapshot of a changing log is only as good as a second look confirms.
+ */
+export async function changedSince(snapshot: ChainSnapshot): Promise<boolean> {
+  const active = snapshot.files.find((entry) => entry.active);
+  if (active !== undefined && await writtenSince(active)) return true;
+  const path = active?.path ?? snapshot.missingActive;
+  if (path === undefined) return false;
+  const now = await listChainFiles(dirname(path), basename(path));
+  const rotated = snapshot.files.filter((entry) => !entry.active).map((entry) => entry.path);
+  return now.length - 1 !== rotated.length || rotated.some((p, i) => now[i] !== p) ||
+    (snapshot.missingActive !== undefined && await Deno.lstat(path).then(() => true, () => false));
+}
+
+/** Closes every file of a snapshot. */
+export function closeSnapshot(snapshot: ChainSnapshot): void {
+  for (const { file } of snapshot.files) {
+    try {
+      file.close();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  }
+}
+
+/**
+ * A reader over the snapshot's bytes of a file: a rotated file whole, the active file up to its
+ * size when it was opened (what a writer appends later is not part of this verification).
+ */
+export function snapshotReader(entry: SnapshotFile): {
+  read(buffer: Uint8Array): Promise<number | null>;
+} {
+  let left = entry.size;
+  return {
+    async read(buffer: Uint8Array): Promise<number | null> {
+      if (left <= 0) return null;
+      const n = await entry.file.read(buffer.subarray(0, Math.min(buffer.length, left)));
+      if (n === null) return null;
+      left -= n;
+      return n;
+    },
+  };
+}
+
+/**
+ * Whether a writer has written past the snapshot's end of the active file since it was opened:
+ * then an unterminated last line in the snapshot is a write in progress, not a torn tail.
+ */
+export async function writtenSince(entry: SnapshotFile): Promise<boolean> {
+  try {
+    // Grown, or cut back by a writer whose write failed: either way a writer is at work.
+    if ((await entry.file.stat()).size !== entry.size) return true;
+    // Rotated away: the writer finished this file and moved on.
+    return !sameFile(await Deno.stat(entry.path), await entry.file.stat());
+  } catch {
+    return false;
+  }
+}
+
+/** Whether two stats describe the same file (device and inode). */
+export function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
+  return a.ino !== null && a.ino === b.ino && a.dev === b.dev;
+}
+
+async function openRotated(path: string): Promise<SnapshotFile | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw unreadable(path, error);
+  }
+  return { path, file, size: await sizeOf(file, path), active: false };
+}
+
+async function openActive(path: string, required: true): Promise<SnapshotFile>;
+async function openActive(path: string, required: boolean): Promise<SnapshotFile | undefined>;
+async function openActive(path: string, required: boolean): Promise<SnapshotFile | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (error) {
+    if (!required && error instanceof Deno.errors.NotFound) return undefined;
+    throw unreadable(path, error);
+  }
+  if (info.isSymlink) {
+    throw new KvhError("log_symlink", `Refusing to verify ${path}: it is a symlink`);
+  }
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (!required && error instanceof Deno.errors.NotFound) return undefined;
+    throw unreadable(path, error);
+  }
+  return { path, file, size: await sizeOf(file, path), active: true };
+}
+
+async function sizeOf(file: Deno.FsFile, path: string): Promise<number> {
+  const info = await file.stat();
+  if (!info.isFile) {
+    file.close();
+    throw new KvhError("log_not_file", `Cannot verify ${path}: not a regular file`);
+  }
+  return info.size;
+}
+
+function unreadable(path: string, error: unknown): KvhError {
+  return new KvhError("log_unreadable", `Cannot verify ${path}: ${describeIoError(error)}`, {
+    cause: error,
+  });
+}
