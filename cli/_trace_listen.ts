@@ -12,7 +12,12 @@
  */
 import { dirname, join, resolve } from "node:path";
 import { KvhError } from "../lib/errors.ts";
-import { listChainFiles, logLockPath, openForensicLog } from "../lib/forensic/mod.ts";
+import {
+  type ForensicLogOptions,
+  listChainFiles,
+  logLockPath,
+  openForensicLog,
+} from "../lib/forensic/mod.ts";
 import type { RunStatus } from "../lib/metrics/types.ts";
 import {
   type CudaPoolRequest,
@@ -41,6 +46,8 @@ export interface TraceListenOptions {
   doublePass: boolean;
   verify: string;
   hmacKey?: Uint8Array;
+  /** Signs checkpoints as the log is written (`--signing-key-file`, `--checkpoint-file`). */
+  observe?: ForensicLogOptions["observe"];
   /** `--device`: `cpu` serves CPU pools only, `cuda` needs a GPU, `auto` takes one if present. */
   device: string;
   /** `KVH_CUDA_LIB`. */
@@ -81,6 +88,7 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
     dir: options.logDir,
     file: options.logFile,
     hmacKey: options.hmacKey,
+    observe: options.observe,
     maxBytes: options.maxLogBytes,
     commitDelayMs: 2,
     commitRecords: 256,

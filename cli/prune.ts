@@ -7,6 +7,12 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
+import {
+  addCheckpointOptions,
+  checkpointFileOf,
+  type CheckpointFlags,
+  resolveCheckpointer,
+} from "./_checkpoint_options.ts";
 import type { PruneReport, PruneVerification } from "../lib/retention/mod.ts";
 import {
   envString,
@@ -93,7 +99,7 @@ function renderReport(report: PruneReport): string {
  * @returns The command.
  */
 export function pruneCommand() {
-  return new Command("prune")
+  const command = new Command("prune")
     .description(
       "Remove or archive old rotated forensic log files without breaking verification: verify, " +
         "append a prune record naming each file, remove oldest first, verify again.\n" +
@@ -130,39 +136,46 @@ export function pruneCommand() {
       "--hmac-key-file <file>",
       "HMAC key of the log, required when it carries MACs (env FORENSIC_HMAC_SECRET)",
     )
-    .option("--json", "print the report as one JSON document")
-    .action((options) =>
-      runAction(async () => {
-        const dir = options.logDir ?? envString("LOG_DIR") ?? DEFAULT_LOG_DIR;
-        const file = options.logFile ?? envString("LOG_FILE") ?? DEFAULT_LOG_FILE;
-        if (file.includes("/") || file === "." || file === "..") {
-          throw new KvhError(
-            "flag_invalid",
-            `Invalid --log-file ${JSON.stringify(file)}: expected a file name`,
-          );
-        }
-        const retentionDays = countSetting(options.retentionDays, "RETENTION_DAYS", false);
-        const maxRotated = countSetting(options.maxRotated, "MAX_ROTATED", true);
-        const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
-        const out = options.out ?? envString("VERDICT_OUT");
-        await guardOutputs(`${dir}/${file}`, { "--out": out });
-        const hmacKey = await resolveHmacKey(options.hmacKeyFile);
-        await revokePermissionsExcept(["read", "write"]);
-        const { pruneLog } = await import("../lib/retention/prune_log.ts");
-        const report = await pruneLog({
-          dir,
-          file,
-          retentionDays,
-          maxRotated,
-          archiveDir,
-          hmacKey,
-          dryRun: options.dryRun === true,
-        });
-        if (out !== undefined) {
-          await writeOutput("--out", out, JSON.stringify(report, null, 2) + "\n");
-        }
-        console.log(options.json ? JSON.stringify(report) : renderReport(report));
-        return report.ok ? 0 : 2;
-      })
-    );
+    .option("--json", "print the report as one JSON document");
+  return addCheckpointOptions(command).action((parsed) =>
+    runAction(async () => {
+      // The checkpoint flags are added by a shared helper, outside commander's typed chain.
+      const options = parsed as typeof parsed & CheckpointFlags;
+      const dir = options.logDir ?? envString("LOG_DIR") ?? DEFAULT_LOG_DIR;
+      const file = options.logFile ?? envString("LOG_FILE") ?? DEFAULT_LOG_FILE;
+      if (file.includes("/") || file === "." || file === "..") {
+        throw new KvhError(
+          "flag_invalid",
+          `Invalid --log-file ${JSON.stringify(file)}: expected a file name`,
+        );
+      }
+      const retentionDays = countSetting(options.retentionDays, "RETENTION_DAYS", false);
+      const maxRotated = countSetting(options.maxRotated, "MAX_ROTATED", true);
+      const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
+      const out = options.out ?? envString("VERDICT_OUT");
+      await guardOutputs(`${dir}/${file}`, {
+        "--out": out,
+        "--checkpoint-file": checkpointFileOf(options),
+      });
+      const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+      const observe = await resolveCheckpointer(options);
+      await revokePermissionsExcept(["read", "write"]);
+      const { pruneLog } = await import("../lib/retention/prune_log.ts");
+      const report = await pruneLog({
+        dir,
+        file,
+        retentionDays,
+        maxRotated,
+        archiveDir,
+        hmacKey,
+        observe,
+        dryRun: options.dryRun === true,
+      });
+      if (out !== undefined) {
+        await writeOutput("--out", out, JSON.stringify(report, null, 2) + "\n");
+      }
+      console.log(options.json ? JSON.stringify(report) : renderReport(report));
+      return report.ok ? 0 : 2;
+    })
+  );
 }

@@ -29,6 +29,12 @@ import type { VerifyMode } from "../lib/sanitize/types.ts";
 import { CacheTracer, type TracerStats } from "../lib/tracer/mod.ts";
 import { runTraceListen } from "./_trace_listen.ts";
 import {
+  addCheckpointOptions,
+  checkpointFileOf,
+  type CheckpointFlags,
+  resolveCheckpointer,
+} from "./_checkpoint_options.ts";
+import {
   parseWorkload,
   runWorkload,
   syntheticWorkload,
@@ -75,7 +81,7 @@ const DEFAULTS = {
   maxLogBytes: 64 * 1024 * 1024,
 } as const;
 
-interface TraceFlags {
+interface TraceFlags extends CheckpointFlags {
   device: string;
   workload?: string;
   tenants?: number;
@@ -109,7 +115,7 @@ function envBoolean(name: string): boolean | undefined {
 
 /** Builds the `trace` subcommand. */
 export function traceCommand() {
-  return new Command("trace")
+  const command = new Command("trace")
     .description(
       "Run a workload through the tracer and write the evidence: the forensic log, " +
         "coverage.json and metrics.prom. With no options: a synthetic multi-tenant workload " +
@@ -203,10 +209,10 @@ export function traceCommand() {
       "--pool-dir <dir>",
       "with --listen: a directory CPU pools must resolve under; repeatable (default /dev/shm)",
       (dir: string, dirs: string[] = []) => [...dirs, dir],
-    )
-    .action(async (flags) => {
-      await runAction(() => runTrace(flags));
-    });
+    );
+  return addCheckpointOptions(command).action(async (flags) => {
+    await runAction(() => runTrace(flags));
+  });
 }
 
 async function runTrace(flags: TraceFlags): Promise<number> {
@@ -224,6 +230,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   await guardOutputs(join(logDir, logFile), {
     "--metrics-json": metricsJson,
     "--metrics-prom": metricsProm,
+    "--checkpoint-file": checkpointFileOf(flags),
   });
   const coverageThreshold = flags.coverageThreshold ?? envNumber("KV_COVERAGE_THRESHOLD") ??
     DEFAULTS.coverageThreshold;
@@ -251,6 +258,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     );
   }
   const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
+  const observe = await resolveCheckpointer(flags);
   const device = flags.device as DeviceChoice;
   const cudaLibraryPath = envString("KVH_CUDA_LIB");
   if (flags.listen !== undefined) {
@@ -266,6 +274,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       doublePass,
       verify: flags.verify,
       hmacKey,
+      observe,
       device,
       cudaLibraryPath,
     });
@@ -297,6 +306,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       // capped a run at 256 records per fdatasync (~8k lifecycles/s at 7 ms per fdatasync).
       commitDelayMs: 50,
       commitRecords: 4096,
+      observe,
     });
     // What opening the log recovered from (a torn tail, a missing active file) is said, not hidden.
     for (const notice of log.notices) console.error(`kvh: ${notice}`);

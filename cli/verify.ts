@@ -7,6 +7,12 @@
 import { Command } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
+import {
+  addVerifyCheckpointOptions,
+  runCheckpointVerify,
+  type VerifyCheckpointFlags,
+  wantsCheckpoints,
+} from "./_verify_checkpoints.ts";
 import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
 import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import {
@@ -22,7 +28,7 @@ import {
 
 /** Builds the `verify` subcommand. */
 export function verifyCommand() {
-  return new Command("verify")
+  const command = new Command("verify")
     .description(
       "Verify a forensic log: hash chain, MACs, seq, rotation links and prune records, in kvh's\n" +
         "format v2 and the Python tool's format v1.\n\n" +
@@ -46,34 +52,49 @@ export function verifyCommand() {
       "--workers <n>",
       "check lines on N worker threads (default: one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs; else 0)",
       numberOption("--workers", { integer: true, min: 0 }),
-    )
-    .action((log, options) =>
-      runAction(async () => {
-        const path = resolveLogPath(log, options.logDir, options.logFile);
-        const hmacKey = await resolveHmacKey(options.hmacKeyFile);
-        const out = options.out ?? envString("VERDICT_OUT");
-        await guardOutputs(path, { "--out": out });
-        // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
-        loadNativeDigests();
-        await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
-        const report = await verifyLog(path, {
-          hmacKey,
-          activeOnly: options.activeOnly ?? false,
-          allowNonFinite: options.allowNonfinite ?? false,
-          workers: options.workers,
-        });
-        const document = { log: path, ...report };
-        if (out !== undefined) {
-          await writeOutput("--out", out, JSON.stringify(document, null, 2) + "\n");
-        }
-        for (const warning of report.warnings) {
-          console.error(`kvh: warning: ${warning}`);
-        }
-        if (options.json) console.log(JSON.stringify(document));
-        else console.log(summary(path, report, useColor()));
-        return report.ok ? 0 : 2;
-      })
     );
+  return addVerifyCheckpointOptions(command).action((log, parsed) =>
+    runAction(async () => {
+      // The checkpoint flags are added by their own module, outside commander's typed chain.
+      const options = parsed as typeof parsed & VerifyCheckpointFlags;
+      if (wantsCheckpoints(options)) {
+        const out = options.out ?? envString("VERDICT_OUT");
+        return await runCheckpointVerify(options, {
+          logPath: () => resolveLogPath(log, options.logDir, options.logFile),
+          verify: {
+            hmacKey: await resolveHmacKey(options.hmacKeyFile),
+            activeOnly: options.activeOnly ?? false,
+            workers: options.workers,
+          },
+          json: options.json === true,
+          out,
+        });
+      }
+      const path = resolveLogPath(log, options.logDir, options.logFile);
+      const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+      const out = options.out ?? envString("VERDICT_OUT");
+      await guardOutputs(path, { "--out": out });
+      // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
+      loadNativeDigests();
+      await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
+      const report = await verifyLog(path, {
+        hmacKey,
+        activeOnly: options.activeOnly ?? false,
+        allowNonFinite: options.allowNonfinite ?? false,
+        workers: options.workers,
+      });
+      const document = { log: path, ...report };
+      if (out !== undefined) {
+        await writeOutput("--out", out, JSON.stringify(document, null, 2) + "\n");
+      }
+      for (const warning of report.warnings) {
+        console.error(`kvh: warning: ${warning}`);
+      }
+      if (options.json) console.log(JSON.stringify(document));
+      else console.log(summary(path, report, useColor()));
+      return report.ok ? 0 : 2;
+    })
+  );
 }
 
 function resolveLogPath(

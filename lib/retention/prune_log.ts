@@ -19,7 +19,9 @@ import { describeIoError, KvhError } from "../errors.ts";
 import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";
 import { keyMissingMessage } from "../forensic/chain_files.ts";
-import { openForensicLog } from "../forensic/writer.ts";
+import { Buffer } from "node:buffer";
+import { type ForensicLogOptions, openForensicLog } from "../forensic/writer.ts";
+import { readLogTree } from "../transparency/log_tree.ts";
 import type { VerifyReport } from "../forensic/types.ts";
 import { copyNewFile, resolvePath, syncDir } from "../io/mod.ts";
 import { planPrune, type PruneCandidate, type PruneRule } from "./plan_prune.ts";
@@ -61,6 +63,11 @@ export interface PruneLogOptions {
    * @default {new Date()}
    */
   now?: Date;
+  /**
+   * Signs checkpoints as the prune record is written: the writer hook of lib/transparency's
+   * `checkpointer`.
+   */
+  observe?: ForensicLogOptions["observe"];
   /** Called as each step completes (progress, and fault injection in tests). */
   onStep?: (step: PruneStep) => void | Promise<void>;
 }
@@ -285,6 +292,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
     file,
     hmacKey,
     reason: reasonText(plan.remove, retentionDays, maxRotated),
+    observe: options.observe,
   });
   await onStep?.({ step: "recorded", ...report.record });
 
@@ -322,6 +330,7 @@ interface RecordTarget {
   file: string;
   hmacKey: Uint8Array | undefined;
   reason: string;
+  observe: ForensicLogOptions["observe"];
 }
 
 async function appendRecord(
@@ -348,25 +357,50 @@ async function appendRecord(
       { expectedLast: active.last_hash, hmacKey: target.hmacKey, purpose: "prune" },
     );
   }
+  const ranges = await compactRanges(target.path, remove);
   const log = await openForensicLog({
     dir: target.dir,
     file: target.file,
     hmacKey: target.hmacKey,
     // The prune record must land in the active file it was planned against.
     maxBytes: Number.MAX_SAFE_INTEGER,
+    observe: target.observe,
   });
   try {
-    const removed = remove.map(({ file, first_seq, last_seq, last_hash }) => ({
+    const removed = remove.map(({ file, first_seq, last_seq, last_hash }, index) => ({
       file,
       first_seq,
       last_seq,
       last_hash,
+      ...(ranges === undefined ? {} : { compact_range: ranges[index] }),
     }));
-    const record = await log.append("prune", { removed, reason: target.reason }, {
-      critical: true,
-    });
+    const fields = log.logId === undefined
+      ? { removed, reason: target.reason }
+      : { removed, reason: target.reason, log_id: log.logId };
+    const record = await log.append("prune", fields, { critical: true });
     return { seq: record.seq, hash: record.hash };
   } finally {
     await log.close();
   }
+}
+
+/**
+ * The Merkle compact range (base64 hashes) of the records up to each removed file's last one, so
+ * the pruned log keeps every root from there on and still verifies against its checkpoints;
+ * undefined when the log's tree cannot be built (pruned before kvh recorded compact ranges).
+ */
+async function compactRanges(
+  path: string,
+  remove: readonly PruneCandidate[],
+): Promise<string[][] | undefined> {
+  let tree;
+  try {
+    ({ tree } = await readLogTree(path));
+  } catch (error) {
+    if (error instanceof KvhError && error.code === "tree_unavailable") return undefined;
+    throw error;
+  }
+  return remove.map(({ last_seq }) =>
+    tree.compactRange(last_seq! + 1).hashes.map((h) => Buffer.from(h).toString("base64"))
+  );
 }

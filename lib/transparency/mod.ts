@@ -50,3 +50,15 @@ export {
   type ReadLogTreeOptions,
   recordLeafHash,
 } from "./log_tree.ts";
+export {
+  checkInclusionProof,
+  type CheckpointFailure,
+  type CheckpointInput,
+  type CheckpointReason,
+  type CheckpointReport,
+  type InclusionProofDocument,
+  type LogAndCheckpointsReport,
+  proveInclusion,
+  verifyCheckpoints,
+  verifyLogAndCheckpoints,
+} from "./verify_checkpoints.ts";

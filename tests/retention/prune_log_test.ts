@@ -49,6 +49,7 @@ Deno.test("pruneLog() deletes the oldest rotated files by count and the log stil
     }[];
     assert.deepEqual(removed.map((entry) => entry.file), report.removed);
     assert.deepEqual(Object.keys(removed[0]!).sort(), [
+      "compact_range",
       "file",
       "first_seq",
       "last_hash",
