@@ -53,6 +53,7 @@ import {
   runAction,
   writeOutput,
 } from "./_common.ts";
+import { parseThresholdText, thresholdSpec } from "../lib/gate/thresholds.ts";
 
 /**
  * Hand-offs per buffer `kvh trace` allows by default. The library keeps the Python tool's
@@ -197,7 +198,7 @@ export function traceCommand() {
     .option(
       "--coverage-threshold <pct>",
       `verified coverage a free needs, percent (env KV_COVERAGE_THRESHOLD, default ${DEFAULTS.coverageThreshold})`,
-      numberOption("--coverage-threshold", { min: 0 }),
+      (text) => parseThresholdText(thresholdSpec("coverageMinPct"), text, "--coverage-threshold"),
     )
     .option("--hmac-key-file <file>", "HMAC key of the log, 0600 (env FORENSIC_HMAC_SECRET)")
     .option("--json", "print the summary as one JSON document")

@@ -50,11 +50,21 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** A bundle written in full beside its directory, not yet in place. */
+export interface StagedEvidenceBundle {
+  /** The bundle's directory and the digest of each file. */
+  bundle: EvidenceBundle;
+  /** Renames the staged bundle into place; fails, leaving nothing, if `dir` appeared since. */
+  commit(): Promise<void>;
+  /** Removes the staged bundle. */
+  abort(): Promise<void>;
+}
+
 /**
  * Writes an evidence bundle atomically: the files and the manifest are written and fsynced in a
  * temporary directory beside `dir`, which is then renamed to `dir`, so a bundle is complete or
- * absent. Files are 0600, the directory 0700. `dir` must not exist yet: evidence is never
- * overwritten.
+ * absent. Files are 0600, the directory 0700; missing parents of `dir` are created. `dir` must
+ * not exist yet: evidence is never overwritten.
  *
  * @param dir The bundle's directory, which must not exist.
  * @param files The files to bundle, in manifest order.
@@ -69,11 +79,11 @@ async function exists(path: string): Promise<boolean> {
  *
  * const parent = await Deno.makeTempDir();
  * try {
- *   const bundle = await writeEvidenceBundle(`${parent}/evidence`, [
+ *   const bundle = await writeEvidenceBundle(`${parent}/ci/evidence`, [
  *     { name: "verdict.json", data: '{"pass": true}\n' },
  *   ]);
  *   assert.equal(bundle.files.length, 1);
- *   const manifest = await Deno.readTextFile(`${parent}/evidence/MANIFEST.sha256`);
+ *   const manifest = await Deno.readTextFile(`${parent}/ci/evidence/MANIFEST.sha256`);
  *   assert.match(manifest, /^[0-9a-f]{64} {2}verdict\.json\n$/);
  * } finally {
  *   await Deno.remove(parent, { recursive: true });
@@ -84,6 +94,37 @@ export async function writeEvidenceBundle(
   dir: string,
   files: readonly EvidenceFile[],
 ): Promise<EvidenceBundle> {
+  const staged = await stageEvidenceBundle(dir, files);
+  await staged.commit();
+  return staged.bundle;
+}
+
+/**
+ * The first half of {@linkcode writeEvidenceBundle}: writes the whole bundle beside `dir` and
+ * returns it staged, so a caller with another output (the gate's `--out`) can put both in place
+ * together or neither.
+ *
+ * @param dir The bundle's directory, which must not exist.
+ * @param files The files to bundle, in manifest order.
+ * @returns The staged bundle.
+ * @throws {KvhError} As {@linkcode writeEvidenceBundle}; nothing is left behind.
+ *
+ * @example Usage
+ * ```ts
+ * import { stageEvidenceBundle } from "./evidence.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const parent = await Deno.makeTempDir();
+ * const staged = await stageEvidenceBundle(`${parent}/evidence`, [{ name: "a.txt", data: "a" }]);
+ * await staged.abort();
+ * assert.deepEqual([...Deno.readDirSync(parent)], []);
+ * await Deno.remove(parent);
+ * ```
+ */
+export async function stageEvidenceBundle(
+  dir: string,
+  files: readonly EvidenceFile[],
+): Promise<StagedEvidenceBundle> {
   const seen = new Set<string>([MANIFEST_NAME]);
   for (const file of files) {
     if (!SAFE_NAME.test(file.name) || seen.has(file.name)) {
@@ -119,7 +160,9 @@ export async function writeEvidenceBundle(
   const temp = tempSibling(dir);
   const encoder = new TextEncoder();
   const entries: EvidenceEntry[] = [];
+  const abort = () => Deno.remove(temp, { recursive: true }).catch(() => {});
   try {
+    await Deno.mkdir(dirname(dir), { recursive: true, mode: 0o700 });
     await Deno.mkdir(temp, { mode: 0o700 });
     await Deno.chmod(temp, 0o700);
     for (const file of files) {
@@ -130,13 +173,23 @@ export async function writeEvidenceBundle(
     const manifest = entries.map((entry) => `${entry.sha256}  ${entry.name}\n`).join("");
     await writeNewFile(`${temp}/${MANIFEST_NAME}`, encoder.encode(manifest));
     await syncDir(temp);
-    // rename(2) would replace an empty directory created at `dir` since the check above; a
-    // non-empty one makes it fail, so existing evidence is never replaced.
-    await Deno.rename(temp, dir);
-    await syncDir(dirname(dir));
   } catch (error) {
-    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    await abort();
     throw failed(error);
   }
-  return { dir, files: entries };
+  return {
+    bundle: { dir, files: entries },
+    async commit() {
+      try {
+        // rename(2) would replace an empty directory created at `dir` since the check above; a
+        // non-empty one makes it fail, so existing evidence is never replaced.
+        await Deno.rename(temp, dir);
+        await syncDir(dirname(dir));
+      } catch (error) {
+        await abort();
+        throw failed(error);
+      }
+    },
+    abort,
+  };
 }

@@ -4,8 +4,32 @@
  *
  * @module
  */
-export { evaluateGate } from "./evaluate_gate.ts";
-export { type GateMetricsInput, parseGateMetrics, readGateMetrics } from "./read_metrics.ts";
+export { ACCEPTED_RUN_STATUSES, evaluateGate, RUN_STATUS_CHECK } from "./evaluate_gate.ts";
+export { GATE_FLAGS, type GateFlagSpec, parseGateArgs, type RawFlags } from "./flags.ts";
+export {
+  fileInput,
+  fleetInput,
+  type GateInput,
+  type LoadedGateMetrics,
+  runGate,
+  type RunGateOptions,
+} from "./run_gate.ts";
+export {
+  parseThresholdText,
+  resolveThresholds,
+  THRESHOLDS,
+  type ThresholdSources,
+  type ThresholdSpec,
+  thresholdsRecord,
+  thresholdValueProblem,
+} from "./thresholds.ts";
+export { renderVerdictTable } from "./verdict_table.ts";
+export {
+  type GateMetricsInput,
+  METRICS_MAX_BYTES,
+  parseGateMetrics,
+  readGateMetrics,
+} from "./read_metrics.ts";
 export {
   type GatePolicy,
   gatePolicyThresholds,
@@ -14,7 +38,10 @@ export {
 } from "./policy.ts";
 export {
   addLogCheck,
+  type AddLogCheckOptions,
   LOG_CHECK,
+  LOG_MAC_CHECK,
+  type LogCheckReport,
   type VerdictDocument,
   verdictDocument,
   type VerdictDocumentOptions,
@@ -25,6 +52,8 @@ export {
   type EvidenceEntry,
   type EvidenceFile,
   MANIFEST_NAME,
+  type StagedEvidenceBundle,
+  stageEvidenceBundle,
   writeEvidenceBundle,
 } from "./evidence.ts";
 export type {

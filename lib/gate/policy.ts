@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { z } from "zod";
 import { describeIoError, KvhError } from "../errors.ts";
+import { parseStrictJson } from "./_strict_json.ts";
+import { THRESHOLDS, thresholdValueProblem } from "./thresholds.ts";
 import type { GateThresholds } from "./types.ts";
 
 /**
@@ -26,30 +27,10 @@ export interface GatePolicy {
   sanitize_p95_ms_max?: number | null;
 }
 
-const count = z.number().int().min(0);
-const amount = z.number().min(0);
-
-/** Unknown keys are refused: a misspelt threshold must not silently fall back to a default. */
-const POLICY_SCHEMA: z.ZodType<GatePolicy> = z.strictObject({
-  coverage_pct_min: amount.optional(),
-  unsanitized_regions_max: count.optional(),
-  quarantine_count_max: count.optional(),
-  reuse_rate_max: amount.nullable().optional(),
-  sanitize_p95_ms_max: amount.nullable().optional(),
-});
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    const keys = issue.keys.map((key) => JSON.stringify(key)).join(", ");
-    return `unknown key${issue.keys.length > 1 ? "s" : ""} ${keys}`;
-  }
-  const path = issue.path.map(String).join(".");
-  return path === "" ? issue.message : `${path}: ${issue.message}`;
-}
-
 /**
- * Parses and validates a policy. Unknown keys, non-numbers, negative values and fractional counts
- * are refused with a message naming the key.
+ * Parses and validates a policy against the threshold table: unknown keys (a misspelt threshold
+ * must not silently fall back to a default), duplicate keys, values the threshold cannot take
+ * and `null` for a threshold that cannot be off are refused with a message naming the key.
  *
  * @param text The policy file's text.
  * @param name The file's name, used in messages.
@@ -70,18 +51,34 @@ export function parseGatePolicy(text: string, name: string): GatePolicy {
   const invalid = (detail: string) =>
     new KvhError("policy_invalid", `Invalid policy ${name}: ${detail}`);
   if (text.trim() === "") throw invalid("the file is empty");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw invalid(`not valid JSON: ${detail.replace(/\s+/g, " ").slice(0, 160)}`);
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) throw invalid(parsed.problem);
+  const value = parsed.value;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw invalid("expected an object of thresholds");
   }
-  const result = POLICY_SCHEMA.safeParse(parsed);
-  if (!result.success) {
-    throw invalid(result.error.issues.map(describeIssue).join("; "));
+  const known = new Map(THRESHOLDS.map((spec) => [spec.policyKey as string, spec]));
+  const unknown = Object.keys(value).filter((key) => !known.has(key));
+  if (unknown.length > 0) {
+    const keys = unknown.map((key) => JSON.stringify(key)).join(", ");
+    throw invalid(`unknown key${unknown.length > 1 ? "s" : ""} ${keys}`);
   }
-  return result.data;
+  const policy: Record<string, number | null> = {};
+  for (const [key, entry] of Object.entries(value as Record<string, unknown>)) {
+    const spec = known.get(key)!;
+    if (entry === null && spec.default === undefined) {
+      policy[key] = null;
+      continue;
+    }
+    const problem = thresholdValueProblem(spec, entry);
+    if (problem !== undefined) {
+      throw invalid(
+        `${key}: ${entry === null ? "cannot be null, the check is always on" : problem}`,
+      );
+    }
+    policy[key] = entry as number;
+  }
+  return policy as GatePolicy;
 }
 
 /**
@@ -142,13 +139,10 @@ export async function readGatePolicy(path: string): Promise<GatePolicy> {
 export function gatePolicyThresholds(
   policy: GatePolicy,
 ): { [K in keyof GateThresholds]?: GateThresholds[K] | null } {
-  const out: { [K in keyof GateThresholds]?: GateThresholds[K] | null } = {};
-  if (policy.coverage_pct_min !== undefined) out.coverageMinPct = policy.coverage_pct_min;
-  if (policy.unsanitized_regions_max !== undefined) {
-    out.unsanitizedMax = policy.unsanitized_regions_max;
+  const out: { [K in keyof GateThresholds]?: number | null } = {};
+  for (const spec of THRESHOLDS) {
+    const value = policy[spec.policyKey];
+    if (value !== undefined) out[spec.key] = value;
   }
-  if (policy.quarantine_count_max !== undefined) out.quarantineMax = policy.quarantine_count_max;
-  if (policy.reuse_rate_max !== undefined) out.reuseRateMax = policy.reuse_rate_max;
-  if (policy.sanitize_p95_ms_max !== undefined) out.p95MaxMs = policy.sanitize_p95_ms_max;
   return out;
 }

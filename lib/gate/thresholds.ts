@@ -107,6 +107,25 @@ export const THRESHOLDS: readonly ThresholdSpec[] = [
   },
 ];
 
+/**
+ * The row of one threshold, e.g. for another command that takes the same value (`kvh trace
+ * --coverage-threshold` is a coverage percentage like `--coverage-min`).
+ *
+ * @param key The threshold's field in `GateThresholds`.
+ * @returns Its row of {@linkcode THRESHOLDS}.
+ *
+ * @example Usage
+ * ```ts
+ * import { thresholdSpec } from "./thresholds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(thresholdSpec("coverageMinPct").max, 100);
+ * ```
+ */
+export function thresholdSpec(key: keyof GateThresholds): ThresholdSpec {
+  return THRESHOLDS.find((spec) => spec.key === key)!;
+}
+
 function describeType(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -202,4 +221,68 @@ export function thresholdsRecord(thresholds: GateThresholds): GateThresholdsReco
   const record: Record<string, number | null> = {};
   for (const spec of THRESHOLDS) record[spec.policyKey] = thresholds[spec.key] ?? null;
   return record as unknown as GateThresholdsRecord;
+}
+
+/** Where {@linkcode resolveThresholds} looks, highest precedence first. */
+export interface ThresholdSources {
+  /** The value of a flag as given, or `undefined` when it was not given. */
+  flag(long: string): string | undefined;
+  /** What a policy file sets: a value, `null` for a check turned off, absent for nothing. */
+  policy?: { [K in keyof GateThresholds]?: number | null };
+  /** An environment variable, or `undefined` when unset. */
+  env(name: string): string | undefined;
+}
+
+/**
+ * Resolves every threshold as flag > policy > environment > default, each value checked with
+ * the same rules wherever it came from.
+ *
+ * @param sources The flags, the policy and the environment.
+ * @returns The thresholds; an optional check that nothing set is absent.
+ * @throws {KvhError} `flag_invalid` for a bad or conflicting flag, `env_invalid` for a bad
+ * variable (exit 1).
+ *
+ * @example Usage
+ * ```ts
+ * import { resolveThresholds } from "./thresholds.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const flags: Record<string, string> = { "--quarantine-max": "2" };
+ * const thresholds = resolveThresholds({
+ *   flag: (long) => flags[long],
+ *   policy: { unsanitizedMax: 1 },
+ *   env: (name) => name === "KV_COVERAGE_THRESHOLD" ? "99.5" : undefined,
+ * });
+ * assert.deepEqual(thresholds, { coverageMinPct: 99.5, unsanitizedMax: 1, quarantineMax: 2 });
+ * ```
+ */
+export function resolveThresholds(sources: ThresholdSources): GateThresholds {
+  const thresholds: Partial<Record<keyof GateThresholds, number>> = {};
+  for (const spec of THRESHOLDS) {
+    let value: number | null | undefined;
+    let from: string | undefined;
+    for (const long of spec.flags) {
+      const text = sources.flag(long);
+      if (text === undefined) continue;
+      const parsed = parseThresholdText(spec, text, long);
+      if (value !== undefined && value !== parsed) {
+        throw new KvhError(
+          "flag_invalid",
+          `Conflicting ${from} ${value} and ${long} ${parsed}: give one`,
+        );
+      }
+      value = parsed;
+      from = long;
+    }
+    value ??= sources.policy?.[spec.key];
+    if (value === undefined && spec.env !== undefined) {
+      const text = sources.env(spec.env);
+      if (text !== undefined && text !== "") {
+        value = parseThresholdText(spec, text, spec.env, "env_invalid");
+      }
+    }
+    value ??= spec.default;
+    if (value !== undefined && value !== null) thresholds[spec.key] = value;
+  }
+  return thresholds as GateThresholds;
 }

@@ -491,3 +491,83 @@ Deno.test("kvh gate refuses duplicate keys, impossible values and a FIFO with ex
     assert.match(fifo.stderr, /kvh: Cannot read metrics .*fifo: not a regular file/);
   });
 });
+
+Deno.test("kvh gate writes --out and --evidence together or neither", async () => {
+  await withTempDir(async (dir) => {
+    // The bundle's directory exists: the run fails and the verdict is not written either.
+    await Deno.mkdir(`${dir}/taken`);
+    await Deno.writeTextFile(`${dir}/taken/x`, "");
+    const refused = await kvh([
+      "gate",
+      fixture("pass"),
+      "--out",
+      `${dir}/out/verdict.json`,
+      "--evidence",
+      `${dir}/taken`,
+    ]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /Refusing evidence .*taken: it already exists/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["taken"]);
+    // An unreadable test report: nothing appears.
+    const report = await kvh([
+      "gate",
+      fixture("pass"),
+      "--out",
+      `${dir}/v2.json`,
+      "--evidence",
+      `${dir}/e2`,
+      "--test-report",
+      `${dir}/absent.xml`,
+    ]);
+    assert.equal(report.code, 1);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["taken"]);
+    // Both succeed, missing parents created for each.
+    const ok = await kvh([
+      "gate",
+      fixture("pass"),
+      "--out",
+      `${dir}/a/b/verdict.json`,
+      "--evidence",
+      `${dir}/c/d/bundle`,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const verdict = await Deno.readTextFile(`${dir}/a/b/verdict.json`);
+    assert.equal(await Deno.readTextFile(`${dir}/c/d/bundle/verdict.json`), verdict);
+  });
+});
+
+Deno.test("kvh gate refuses thresholds in hex, exponent or out of range with exit 1", async () => {
+  for (
+    const [args, pattern] of [
+      [["--coverage-min", "0x10"], /Invalid --coverage-min: expected a decimal number, got "0x10"/],
+      [["--coverage-min", "150"], /Invalid --coverage-min: must be at most 100, got 150/],
+      [["--quarantine-max", "1e3"], /Invalid --quarantine-max: expected a decimal number/],
+      [["--quarantine-max", "1.5"], /Invalid --quarantine-max: must be a whole count, got 1\.5/],
+      [["--p95-max-ms=-1"], /Invalid --p95-max-ms: must not be negative, got -1/],
+      [["--p95-max-ms", "5", "--sanitize-p95-ms-max", "6"], /Conflicting --p95-max-ms 5 and/],
+    ] as const
+  ) {
+    const run = await kvh(["gate", fixture("pass"), ...args]);
+    assert.equal(run.code, 1, args.join(" "));
+    assert.match(run.stderr, pattern);
+  }
+  const env = await kvh(["gate", fixture("pass")], { KV_COVERAGE_THRESHOLD: "0x10" });
+  assert.equal(env.code, 1);
+  assert.match(env.stderr, /Invalid KV_COVERAGE_THRESHOLD: expected a decimal number/);
+});
+
+Deno.test("kvh trace --coverage-threshold follows the gate's rules: decimal, 0 to 100", async () => {
+  for (
+    const [value, pattern] of [["0x10", /expected a decimal number/], [
+      "150",
+      /must be at most 100, got 150/,
+    ]]
+  ) {
+    const run = await kvh(["trace", "--coverage-threshold", value as string, "--requests", "1"]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`Invalid --coverage-threshold: ${(pattern as RegExp).source}`),
+    );
+  }
+});

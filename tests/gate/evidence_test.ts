@@ -88,20 +88,28 @@ Deno.test("writeEvidenceBundle() refuses unsafe, repeated and reserved names", a
   });
 });
 
+Deno.test("writeEvidenceBundle() creates missing parents", async () => {
+  await withTempDir(async (parent) => {
+    await writeEvidenceBundle(`${parent}/ci/run-7/bundle`, [{ name: "verdict.json", data: "{}" }]);
+    assert.equal(await Deno.readTextFile(`${parent}/ci/run-7/bundle/verdict.json`), "{}");
+  });
+});
+
 Deno.test("writeEvidenceBundle() reports a directory it cannot create as exit 1", async () => {
   await withTempDir(async (parent) => {
+    await Deno.writeTextFile(`${parent}/file`, "");
     await assert.rejects(
-      writeEvidenceBundle(`${parent}/missing/bundle`, [{ name: "verdict.json", data: "{}" }]),
+      writeEvidenceBundle(`${parent}/file/bundle`, [{ name: "verdict.json", data: "{}" }]),
       (error: unknown) => {
         assert.ok(error instanceof KvhError);
         assert.equal(error.code, "evidence_write_failed");
         assert.equal(error.exitCode, 1);
-        assert.match(error.message, /missing\/bundle: not found/);
+        assert.match(error.message, /file\/bundle: /);
         return true;
       },
     );
     const entries = [];
     for await (const entry of Deno.readDir(parent)) entries.push(entry.name);
-    assert.deepEqual(entries, []);
+    assert.deepEqual(entries, ["file"]);
   });
 });

@@ -38,12 +38,17 @@ Deno.test("parseGatePolicy() names unknown keys", () => {
   assertInvalid('{"a": 1, "b": 2}', /unknown keys "a", "b"/);
 });
 
-Deno.test("parseGatePolicy() refuses wrong types, negatives and fractional counts", () => {
-  assertInvalid('{"coverage_pct_min": "99.9"}', /coverage_pct_min: .*expected number/);
-  assertInvalid('{"quarantine_count_max": 0.5}', /quarantine_count_max: .*int/);
-  assertInvalid('{"unsanitized_regions_max": -1}', /unsanitized_regions_max: /);
-  assertInvalid('{"coverage_pct_min": null}', /coverage_pct_min: /);
-  assertInvalid("[]", /expected object/);
+Deno.test("parseGatePolicy() refuses wrong types, impossible values and duplicate keys", () => {
+  assertInvalid(
+    '{"coverage_pct_min": "99.9"}',
+    /coverage_pct_min: must be a number, got the string/,
+  );
+  assertInvalid('{"quarantine_count_max": 0.5}', /quarantine_count_max: must be a whole count/);
+  assertInvalid('{"unsanitized_regions_max": -1}', /unsanitized_regions_max: must not be negative/);
+  assertInvalid('{"coverage_pct_min": null}', /coverage_pct_min: cannot be null/);
+  assertInvalid('{"coverage_pct_min": 150}', /coverage_pct_min: must be at most 100, got 150/);
+  assertInvalid('{"quarantine_count_max": 1, "quarantine_count_max": 0}', /duplicate key/);
+  assertInvalid("[]", /expected an object of thresholds/);
   assertInvalid("", /the file is empty/);
   assertInvalid("{", /not valid JSON/);
 });
