@@ -42,3 +42,13 @@ for (
     assert.deepEqual(parallel, report, "Workers must give the same answer");
   });
 }
+
+Deno.test("tests/vectors/generate.ts --check: the committed vectors are what the generator writes", async () => {
+  const generator = join(import.meta.dirname!, "..", "vectors", "generate.ts");
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", generator, "--check"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+});

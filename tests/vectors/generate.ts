@@ -5,7 +5,11 @@
  * from a log the real writer produced with a fixed clock and a fixed seed, so the output is
  * reproducible byte for byte and any implementation of DESIGN.md §4 can consume it.
  *
- * Usage: deno run -A tests/vectors/generate.ts
+ * Usage: deno run -A tests/vectors/generate.ts [--check]
+ *
+ * `--check` writes the vectors into a temporary folder instead and compares them byte for byte
+ * with the committed ones: exit 0 when they are what the generator writes, 1 (listing every
+ * difference) when not. The tests run it, so the committed vectors cannot drift from the code.
  *
  * @module
  */
@@ -15,7 +19,11 @@ import { sealV1Record } from "../../lib/forensic/format_v1.ts";
 import { sha256Hex } from "../../lib/forensic/digest.ts";
 
 const SEED = 20260101;
-const ROOT = join(import.meta.dirname!, "forensic");
+const COMMITTED = join(import.meta.dirname!, "forensic");
+/** Where the vectors are written: the committed folder, or a temporary one for `--check`. */
+let ROOT = COMMITTED;
+/** A fixed log id (the writer picks a random one for a new log), so output is reproducible. */
+const LOG_ID = "5eed20260101000000000000000000a1";
 const KEY = "vector-key-0123456789";
 const WRONG_KEY = "not-the-vector-key";
 
@@ -57,6 +65,7 @@ async function writeLog(
     now: clock(),
     hmacKey: options.key === undefined ? undefined : new TextEncoder().encode(options.key),
     maxBytes: options.maxBytes,
+    logId: LOG_ID,
   });
   for (let i = 0; i < options.records; i++) {
     await log.append(EVENTS[i % EVENTS.length]!, {
@@ -516,4 +525,53 @@ when present) and expect the first failure at \`file\`/\`line\` (1-based) with \
 (DESIGN.md §3), or \`ok\`. tests/forensic/vectors_test.ts walks this folder.
 `;
 
-if (import.meta.main) await main();
+/** Every file under `dir`, as paths relative to it, sorted. */
+async function listTree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of Deno.readDir(join(dir, prefix))) {
+    const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory) out.push(...await listTree(dir, path));
+    else out.push(path);
+  }
+  return out.sort();
+}
+
+/** Generates into a temporary folder and lists how it differs from the committed vectors. */
+async function check(): Promise<string[]> {
+  ROOT = await Deno.makeTempDir();
+  try {
+    await main();
+    const wanted = await listTree(ROOT);
+    const have = await listTree(COMMITTED);
+    const differences = [
+      ...wanted.filter((f) => !have.includes(f)).map((f) => `missing: ${f}`),
+      ...have.filter((f) => !wanted.includes(f)).map((f) => `not generated: ${f}`),
+    ];
+    for (const file of wanted.filter((f) => have.includes(f))) {
+      const [a, b] = await Promise.all([
+        Deno.readFile(join(ROOT, file)),
+        Deno.readFile(join(COMMITTED, file)),
+      ]);
+      if (a.length !== b.length || a.some((byte, i) => byte !== b[i])) {
+        differences.push(`differs: ${file}`);
+      }
+    }
+    return differences;
+  } finally {
+    await Deno.remove(ROOT, { recursive: true });
+    ROOT = COMMITTED;
+  }
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--check")) {
+    const differences = await check();
+    for (const line of differences) console.error(`tests/vectors/forensic: ${line}`);
+    if (differences.length > 0) {
+      console.error("Run deno run -A tests/vectors/generate.ts and commit the result");
+      Deno.exit(1);
+    }
+  } else {
+    await main();
+  }
+}
