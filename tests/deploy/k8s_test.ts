@@ -14,8 +14,8 @@ import { CronJob, Job } from "kubernetes-models/batch/v1";
 import { ResourceClaimTemplate } from "kubernetes-models/resource.k8s.io/v1";
 import { PersistentVolumeClaim, Service } from "kubernetes-models/v1";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
-import { buildProgram } from "../../cli/main.ts";
 import { ROOT } from "../cli/_kvh.ts";
+import { parseKvhArgs, pendingReason } from "./_kvh_args.ts";
 
 // deno-lint-ignore no-explicit-any -- manifests are arbitrary YAML; each check walks the fields it needs.
 type Manifest = Record<string, any>;
@@ -48,15 +48,6 @@ const MODELS: Record<
     module: "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
     type: "IServiceMonitor",
   },
-};
-
-/**
- * Flags the manifests use that land with another issue: until kvh has them, the command check
- * of a container using one is skipped, and says so in its name.
- */
-const PENDING_FLAGS: Record<string, string> = {
-  "--signing-key-file": "signed checkpoints, issue 12",
-  "--checkpoint-file": "signed checkpoints, issue 12",
 };
 
 const DIR = `${ROOT}deploy/k8s/`;
@@ -310,24 +301,10 @@ Deno.test("deploy/k8s: the sidecar shares the engine's socket volume, /dev/shm a
 
 // Each kvh container: its image is what the Dockerfiles build, its arguments parse with kvh's
 // own command tree, and every absolute path it names is on one of its volumes.
-const program = await buildProgram();
-const knownFlags = new Map(
-  program.commands.map((command) => [command.name(), new Set(command.options.map((o) => o.long))]),
-);
-
 for (const { where, pod } of PODS) {
   for (const container of containersOf(pod).filter((c) => c.image.startsWith("kvh:"))) {
     const args: string[] = container.args;
-    const command = args[0]!;
-    const flags = args.map((arg) => arg.split("=")[0]!).filter((arg) => arg.startsWith("--"));
-    const pending = flags.filter((flag) =>
-      !knownFlags.get(command)?.has(flag) && flag in PENDING_FLAGS
-    );
-    const skip = pending.length === 0
-      ? ""
-      : ` (SKIPPED: kvh ${command} has no ${pending.join(", ")} on main yet; ${
-        [...new Set(pending.map((flag) => PENDING_FLAGS[flag]))].join(", ")
-      })`;
+    const skip = pendingReason(args);
     Deno.test({
       name: `deploy/k8s ${where} container ${container.name}: a real kvh command line${skip}`,
       ignore: skip !== "",
@@ -337,12 +314,7 @@ for (const { where, pod } of PODS) {
           `${container.image}: not ${KVH_IMAGES.join(" or ")}`,
         );
         assert.equal(container.command, undefined, "the image's entry point is kvh");
-        const tree = await buildProgram([command]);
-        for (const sub of [tree, ...tree.commands]) {
-          sub.configureOutput({ writeOut: () => {}, writeErr: () => {} });
-          if (sub !== tree) sub.action(() => {});
-        }
-        await tree.parseAsync(args, { from: "user" });
+        await parseKvhArgs(args);
       },
     });
     Deno.test(`deploy/k8s ${where} container ${container.name}: every path is on a volume`, () => {
