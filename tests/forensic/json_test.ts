@@ -9,6 +9,7 @@ import {
   MAX_JSON_DEPTH,
   parseJson,
 } from "../../lib/forensic/_json.ts";
+import { referenceParse } from "../_reference/json.ts";
 
 const SEED = 42;
 
@@ -226,4 +227,76 @@ Deno.test("hasPlainStrings() is true only for parsed text without backslashes or
   assert.equal(hasPlainStrings(parseJson('{"a": "\\u0041"}') as JsonObject), false);
   assert.equal(hasPlainStrings(parseJson('{"a":\t"b"}') as JsonObject), false);
   assert.equal(hasPlainStrings(new JsonObject([["a", "b"]])), false);
+});
+
+/** Characters that matter to a JSON parser, for mutating and building texts. */
+const JSON_CHARS = [...'{}[],:"\\ntrufalse0123456789-+.eEu \t\n\r/b'].concat([
+  "\u0000",
+  "\u001f",
+  "\ud800",
+  "\udc00",
+  "\ufeff",
+  "é",
+  "😀",
+  "\\ud800",
+  "\\udc00",
+  "\\u0041",
+  '"a":1,"a":2',
+  '"a":',
+]);
+
+/** A document, then a few edits: delete, insert, replace, duplicate a run, truncate. */
+const mutated = fc.tuple(
+  fc.jsonValue({ maxDepth: 4 }).map((value) => JSON.stringify(value)),
+  fc.array(
+    fc.tuple(fc.nat(), fc.nat(), fc.constantFrom(...JSON_CHARS), fc.integer({ min: 0, max: 4 })),
+    { minLength: 1, maxLength: 4 },
+  ),
+).map(([text, edits]) => {
+  for (const [a, b, insert, kind] of edits) {
+    const at = text.length === 0 ? 0 : a % text.length;
+    if (kind === 0) text = text.slice(0, at) + text.slice(at + 1);
+    else if (kind === 1) text = text.slice(0, at) + insert + text.slice(at);
+    else if (kind === 2) text = text.slice(0, at) + insert + text.slice(at + 1);
+    else if (kind === 3) text = text.slice(0, at) + text.slice(at, at + (b % 12)) + text.slice(at);
+    else text = text.slice(0, at);
+  }
+  return text;
+});
+
+/** An object with one key repeated somewhere, at any depth. */
+const duplicated = fc.tuple(
+  fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1 }),
+  fc.nat(),
+  fc.boolean(),
+).map(([object, pick, nest]) => {
+  const keys = Object.keys(object);
+  const key = JSON.stringify(keys[pick % keys.length]);
+  const text = JSON.stringify(object);
+  const doubled = `{${key}:0,${text.slice(1)}`;
+  return nest ? `[{"x":${doubled}}]` : doubled;
+});
+
+Deno.test("parseJson() agrees with JSON.parse plus a separate duplicate-key check on mutated and invalid text", () => {
+  const text = fc.oneof(
+    mutated,
+    duplicated,
+    fc.string({ unit: fc.constantFrom(...JSON_CHARS), maxLength: 24 }),
+    fc.jsonValue().map((value) => JSON.stringify(value, null, 1)),
+  );
+  fc.assert(
+    fc.property(text, (input) => {
+      const expected = referenceParse(input, MAX_JSON_DEPTH);
+      let actual: { ok: true; value: unknown } | { ok: false };
+      try {
+        actual = { ok: true, value: toPlain(parseJson(input)) };
+      } catch (error) {
+        // Whatever the input, a rejection is a JsonParseError, never a crash of another kind.
+        assert.ok(error instanceof JsonParseError, `${JSON.stringify(input)}: ${error}`);
+        actual = { ok: false };
+      }
+      assert.deepEqual(actual, expected, JSON.stringify(input));
+    }),
+    { seed: SEED, numRuns: 3000 },
+  );
 });
