@@ -7,19 +7,104 @@
  */
 import { type MetricsSnapshot, RUN_STATUSES } from "./types.ts";
 
-type Sample = [labels: string, value: number];
+/** One sample of a family. */
+export interface PrometheusSample {
+  /** Appended to the family's name, e.g. `_bucket` for a histogram. */
+  suffix?: string;
+  /** Label values by label name; values are escaped when written. */
+  labels?: Readonly<Record<string, string>>;
+  /** The value; `NaN` and infinities are written as Prometheus spells them. */
+  value: number;
+}
 
-function number(value: number): string {
+/** One metric family: its HELP and TYPE lines, then its samples. */
+export interface PrometheusFamily {
+  /** Metric name, e.g. `kvh_quarantines_total`. */
+  name: string;
+  /** Metric type. */
+  type: "counter" | "gauge" | "histogram" | "summary" | "untyped";
+  /** Help text (escaped when written). */
+  help: string;
+  /** The samples. */
+  samples: readonly PrometheusSample[];
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * Escapes a label value for the text format 0.0.4: backslash, double quote and line feed
+ * become `\\`, `\"` and `\n`. Everything else, non-ASCII included, is written as it is
+ * (the format is UTF-8).
+ *
+ * @param value The raw label value.
+ * @returns The text to put between the quotes.
+ *
+ * @example Usage
+ * ```ts
+ * import { escapeLabelValue } from "./prometheus.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(escapeLabelValue('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
+ * ```
+ */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (ch) => ch === "\n" ? "\\n" : `\\${ch}`);
+}
+
+function escapeHelp(help: string): string {
+  return help.replace(/[\\\n]/g, (ch) => ch === "\n" ? "\\n" : "\\\\");
+}
+
+function formatValue(value: number): string {
   if (Number.isNaN(value)) return "NaN";
   if (value === Infinity) return "+Inf";
   if (value === -Infinity) return "-Inf";
   return String(value);
 }
 
-function family(name: string, type: string, help: string, samples: Sample[]): string {
-  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
-  for (const [labels, value] of samples) lines.push(`${name}${labels} ${number(value)}`);
-  return lines.join("\n");
+/**
+ * Writes metric families in the Prometheus text exposition format 0.0.4: the one writer kvh
+ * uses, for the metrics files and for the exporter's own metrics, so label values are escaped
+ * everywhere.
+ *
+ * @param families The families, in output order.
+ * @returns The text, every line ending with a newline.
+ * @throws {TypeError} For a metric or label name the format does not allow.
+ *
+ * @example Usage
+ * ```ts
+ * import { writePrometheusText } from "./prometheus.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const text = writePrometheusText([{
+ *   name: "kvh_quarantines_total",
+ *   type: "counter",
+ *   help: "Buffers quarantined, by reason.",
+ *   samples: [{ labels: { reason: 'said "no"' }, value: 1 }],
+ * }]);
+ * assert.match(text, /^kvh_quarantines_total\{reason="said \\"no\\""\} 1$/m);
+ * ```
+ */
+export function writePrometheusText(families: readonly PrometheusFamily[]): string {
+  let text = "";
+  for (const { name, type, help, samples } of families) {
+    if (!METRIC_NAME.test(name)) throw new TypeError(`Invalid metric name ${JSON.stringify(name)}`);
+    text += `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+    for (const { suffix = "", labels, value } of samples) {
+      let pairs = "";
+      if (labels !== undefined) {
+        for (const [label, raw] of Object.entries(labels)) {
+          if (!LABEL_NAME.test(label)) {
+            throw new TypeError(`Invalid label name ${JSON.stringify(label)} of ${name}`);
+          }
+          pairs += `${pairs === "" ? "" : ","}${label}="${escapeLabelValue(raw)}"`;
+        }
+      }
+      text += `${name}${suffix}${pairs === "" ? "" : `{${pairs}}`} ${formatValue(value)}\n`;
+    }
+  }
+  return text;
 }
 
 // 99.9 / 100 is 0.9990000000000001 in binary floating point; 15 significant digits print the
@@ -28,8 +113,26 @@ function percentToRatio(pct: number): number {
   return Number((pct / 100).toPrecision(15));
 }
 
-function single(name: string, type: string, help: string, value: number): string {
-  return family(name, type, help, [["", value]]);
+function single(
+  name: string,
+  type: PrometheusFamily["type"],
+  help: string,
+  value: number,
+): PrometheusFamily {
+  return { name, type, help, samples: [{ value }] };
+}
+
+function labelled(
+  name: string,
+  help: string,
+  label: string,
+  counts: Record<string, number>,
+): PrometheusFamily {
+  const samples = Object.entries(counts).map(([key, value]) => ({
+    labels: { [label]: key },
+    value,
+  }));
+  return { name, type: "counter", help, samples };
 }
 
 /**
@@ -55,32 +158,33 @@ export function toPrometheusText(snapshot: MetricsSnapshot): string {
   const verified = snapshot.coverage_verified;
   const ratio = (pct: number) => (verified ? percentToRatio(pct) : 0);
   const histogram = snapshot.sanitize_duration_seconds;
-  const histogramSamples = (): string => {
-    const name = "kvh_sanitize_duration_seconds";
-    const lines = [
-      `# HELP ${name} Wall time of one scrub: zeroing, device sync and verification.`,
-      `# TYPE ${name} histogram`,
-    ];
-    for (const [le, count] of histogram.buckets) {
-      lines.push(`${name}_bucket{le="${number(le)}"} ${count}`);
-    }
-    lines.push(`${name}_bucket{le="+Inf"} ${histogram.count}`);
-    lines.push(`${name}_sum ${number(histogram.sum)}`);
-    lines.push(`${name}_count ${histogram.count}`);
-    return lines.join("\n");
+  const histogramFamily: PrometheusFamily = {
+    name: "kvh_sanitize_duration_seconds",
+    type: "histogram",
+    help: "Wall time of one scrub: zeroing, device sync and verification.",
+    samples: [
+      ...histogram.buckets.map(([le, count]) => ({
+        suffix: "_bucket",
+        labels: { le: formatValue(le) },
+        value: count,
+      })),
+      { suffix: "_bucket", labels: { le: "+Inf" }, value: histogram.count },
+      { suffix: "_sum", value: histogram.sum },
+      { suffix: "_count", value: histogram.count },
+    ],
   };
-  const blocks = [
+  const blocks: PrometheusFamily[] = [
     // A state set: one sample per status, 1 on the current one, so a rule can alert on
     // `kvh_run_status{status="interrupted"} == 1` and a missing status never reads as 0.
-    family(
-      "kvh_run_status",
-      "gauge",
-      "How the run that wrote these metrics ended: 1 on its status, 0 on the others.",
-      RUN_STATUSES.map((status) => [
-        `{status="${status}"}`,
-        status === snapshot.run_status ? 1 : 0,
-      ]),
-    ),
+    {
+      name: "kvh_run_status",
+      type: "gauge",
+      help: "How the run that wrote these metrics ended: 1 on its status, 0 on the others.",
+      samples: RUN_STATUSES.map((status) => ({
+        labels: { status },
+        value: status === snapshot.run_status ? 1 : 0,
+      })),
+    },
     single(
       "kvh_coverage_min_ratio",
       "gauge",
@@ -143,21 +247,17 @@ export function toPrometheusText(snapshot: MetricsSnapshot): string {
       "Hand-offs of a freed buffer to a new owner.",
       snapshot.reuse_total,
     ),
-    family(
+    labelled(
       "kvh_quarantines_total",
-      "counter",
       "Buffers quarantined, by reason.",
-      Object.entries(snapshot.quarantines_by_reason).map((
-        [reason, n],
-      ) => [`{reason="${reason}"}`, n]),
+      "reason",
+      snapshot.quarantines_by_reason,
     ),
-    family(
+    labelled(
       "kvh_policy_violations_total",
-      "counter",
       "Policy violations, by policy.",
-      Object.entries(snapshot.policy_violations_by_policy).map((
-        [policy, n],
-      ) => [`{policy="${policy}"}`, n]),
+      "policy",
+      snapshot.policy_violations_by_policy,
     ),
     single(
       "kvh_scrubbed_bytes_total",
@@ -184,7 +284,7 @@ export function toPrometheusText(snapshot: MetricsSnapshot): string {
       snapshot.audit_critical_emit_failures_total,
     ),
     single("kvh_anomalies_total", "counter", "Scrub-duration anomalies.", snapshot.anomalies_total),
-    histogramSamples(),
+    histogramFamily,
   ];
-  return blocks.join("\n") + "\n";
+  return writePrometheusText(blocks);
 }

@@ -1,9 +1,10 @@
 /**
  * The exporter's own counters in the text exposition format, appended after the source's
- * lines. HELP and TYPE lines are built once at load; per rendering only the numbers change.
+ * lines, written by the one Prometheus text writer (lib/metrics/prometheus.ts).
  *
  * @module
  */
+import { type PrometheusFamily, writePrometheusText } from "../metrics/prometheus.ts";
 import type { MetricsSourceStats } from "./types.ts";
 
 /** Requests the app answered, by outcome. */
@@ -15,32 +16,6 @@ export interface ExporterCounts {
   headersTooLarge: number;
 }
 
-function family(name: string, type: "counter" | "gauge", help: string): string {
-  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
-}
-
-const SCRAPES = family(
-  "kvh_exporter_scrapes_total",
-  "counter",
-  "Scrapes of /metrics answered, by HTTP status code.",
-);
-const REJECTED = family(
-  "kvh_exporter_rejected_requests_total",
-  "counter",
-  "Requests refused for their size or a missing, malformed or wrong bearer token, by status.",
-);
-const RELOADS = family("kvh_exporter_reloads_total", "counter", "Successful loads of the source.");
-const RELOAD_FAILURES = family(
-  "kvh_exporter_reload_failures_total",
-  "counter",
-  "Failed loads of the source (missing, unreadable, too large, or a live source that threw).",
-);
-const MTIME = family(
-  "kvh_exporter_source_mtime_seconds",
-  "gauge",
-  "Modification time of the served file, in seconds since the epoch.",
-);
-
 /**
  * The exporter's samples as exposition text, every line `\n`-terminated.
  *
@@ -49,20 +24,52 @@ const MTIME = family(
  * @returns The text to append after the source's own lines.
  */
 export function renderSelfMetrics(counts: ExporterCounts, stats: MetricsSourceStats): string {
-  let text = `${SCRAPES}kvh_exporter_scrapes_total{code="200"} ${counts.ok}
-kvh_exporter_scrapes_total{code="503"} ${counts.unavailable}
-${REJECTED}kvh_exporter_rejected_requests_total{code="401"} ${counts.unauthorized}
-kvh_exporter_rejected_requests_total{code="413"} ${counts.bodyTooLarge}
-kvh_exporter_rejected_requests_total{code="431"} ${counts.headersTooLarge}
-`;
+  const families: PrometheusFamily[] = [
+    {
+      name: "kvh_exporter_scrapes_total",
+      type: "counter",
+      help: "Scrapes of /metrics answered, by HTTP status code.",
+      samples: [
+        { labels: { code: "200" }, value: counts.ok },
+        { labels: { code: "503" }, value: counts.unavailable },
+      ],
+    },
+    {
+      name: "kvh_exporter_rejected_requests_total",
+      type: "counter",
+      help:
+        "Requests refused for their size or a missing, malformed or wrong bearer token, by status.",
+      samples: [
+        { labels: { code: "401" }, value: counts.unauthorized },
+        { labels: { code: "413" }, value: counts.bodyTooLarge },
+        { labels: { code: "431" }, value: counts.headersTooLarge },
+      ],
+    },
+  ];
   if (stats.reloads !== undefined) {
-    text += `${RELOADS}kvh_exporter_reloads_total ${stats.reloads}\n`;
+    families.push({
+      name: "kvh_exporter_reloads_total",
+      type: "counter",
+      help: "Successful loads of the source.",
+      samples: [{ value: stats.reloads }],
+    });
   }
   if (stats.reloadFailures !== undefined) {
-    text += `${RELOAD_FAILURES}kvh_exporter_reload_failures_total ${stats.reloadFailures}\n`;
+    families.push({
+      name: "kvh_exporter_reload_failures_total",
+      type: "counter",
+      help:
+        "Failed loads of the source (missing, unreadable, too large, or a live source that threw).",
+      samples: [{ value: stats.reloadFailures }],
+    });
   }
   if (stats.mtimeMs !== undefined) {
-    text += `${MTIME}kvh_exporter_source_mtime_seconds ${stats.mtimeMs / 1000}\n`;
+    families.push({
+      name: "kvh_exporter_source_mtime_seconds",
+      type: "gauge",
+      help: "Modification time of the served file, in seconds since the epoch.",
+      samples: [{ value: stats.mtimeMs / 1000 }],
+    });
   }
-  return text;
+  return writePrometheusText(families);
 }
