@@ -77,6 +77,11 @@ Deno.test("deploy/install.sh puts a kvh on PATH that runs the clone from any fol
     const elsewhere = `${tmp}/work`;
     await Deno.mkdir(elsewhere);
 
+    // Before the install, the launcher says what to run instead of failing obscurely.
+    const early = await run(`${clone}/deploy/bin/kvh`, ["--version"], elsewhere, env);
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /^kvh: Deno not found: run \S+\/deploy\/install\.sh/);
+
     const [shell, script, ...rest] = readmeInstallCommand();
     assert.deepEqual([shell, script, rest], ["sh", "deploy/install.sh", []]);
     // Run as the README says, from the clone's root.
