@@ -233,14 +233,14 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     "--metrics-prom": metricsProm,
     "--checkpoint-file": checkpointFileOf(flags),
   });
-  const coverageThreshold = flags.coverageThreshold ?? envNumber("KV_COVERAGE_THRESHOLD") ??
-    DEFAULTS.coverageThreshold;
-  if (coverageThreshold > 100) {
-    throw new KvhError(
-      "flag_invalid",
-      `Invalid --coverage-threshold: must be at most 100, got ${coverageThreshold}`,
-    );
-  }
+  const envCoverage = envString("KV_COVERAGE_THRESHOLD");
+  const coverageThreshold = flags.coverageThreshold ??
+    (envCoverage === undefined ? DEFAULTS.coverageThreshold : parseThresholdText(
+      thresholdSpec("coverageMinPct"),
+      envCoverage,
+      "KV_COVERAGE_THRESHOLD",
+      "env_invalid",
+    ));
   const verifySamples = flags.verifySamples ?? envNumber("KV_VERIFY_SAMPLES_DEFAULT") ??
     DEFAULTS.verifySamples;
   const doublePass = flags.doublePass ?? envBoolean("KV_DOUBLE_PASS_DEFAULT") ?? false;

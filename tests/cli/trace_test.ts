@@ -340,3 +340,31 @@ Deno.test("kvh trace says on stderr that it recovered a torn tail", async () => 
     assert.equal((await verifyLog(`${dir}/forensics/kv_cache.log`)).ok, true);
   });
 });
+
+Deno.test("kvh trace takes coverage thresholds as gate does: decimal, 0 to 100", async () => {
+  await withDir(async (dir) => {
+    for (
+      const [text, message] of [["0x10", /expected a decimal number/], [
+        "150",
+        /at most 100/,
+      ]] as const
+    ) {
+      const flag = await kvh(["trace", "--coverage-threshold", text], { cwd: dir });
+      assert.equal(flag.code, 1, text);
+      assert.match(flag.stderr, /Invalid --coverage-threshold: /);
+      assert.match(flag.stderr, message);
+      const env = await kvh(["trace"], {
+        cwd: dir,
+        env: { KV_COVERAGE_THRESHOLD: text },
+      });
+      assert.equal(env.code, 1, text);
+      assert.match(env.stderr, /Invalid KV_COVERAGE_THRESHOLD: /);
+    }
+    assert.equal(await Deno.stat(`${dir}/forensics`).catch(() => null), null);
+    const ok = await kvh(["trace", "--requests", "2", "--coverage-threshold", "99.5", "--json"], {
+      cwd: dir,
+    });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).metrics.threshold_pct, 99.5);
+  });
+});
