@@ -94,7 +94,14 @@ export async function verifyCheckpoints(
   if (inputs.length < 1 || inputs.length > 2) {
     throw new RangeError(`Cannot verify ${inputs.length} checkpoints: give one or two`);
   }
-  const log = await readTreeOrEmpty(path);
+  return check(await readTreeOrEmpty(path), inputs, verifier);
+}
+
+function check(
+  log: LogTree,
+  inputs: readonly CheckpointInput[],
+  verifier: NoteVerifier,
+): CheckpointReport {
   const report: CheckpointReport = {
     ok: false,
     log_size: log.tree.size,
@@ -263,7 +270,8 @@ export async function proveInclusion(
   input: CheckpointInput,
   verifier: NoteVerifier,
 ): Promise<InclusionProofDocument> {
-  const report = await verifyCheckpoints(path, [input], verifier);
+  const log = await readTreeOrEmpty(path);
+  const report = check(log, [input], verifier);
   if (report.failure !== null) {
     throw new KvhError(
       "checkpoint_failed",
@@ -278,7 +286,13 @@ export async function proveInclusion(
       `Cannot prove seq ${seq}: the checkpoint covers seq 0 to ${size - 1}`,
     );
   }
-  const { tree } = await readLogTree(path);
+  const { tree } = log;
+  if (seq < tree.prunedSize) {
+    throw new KvhError(
+      "proof_unavailable",
+      `Cannot prove seq ${seq}: records up to seq ${tree.prunedSize - 1} were pruned`,
+    );
+  }
   return {
     leaf_index: seq,
     tree_size: size,
