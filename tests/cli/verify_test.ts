@@ -252,3 +252,19 @@ Deno.test({
     });
   },
 });
+
+Deno.test("kvh verify exits 2 when the active file is missing beside rotated files, 1 when nothing is there", async () => {
+  await withDir(async (dir) => {
+    const rotated = await Deno.readDir(join(PEER, "rotated"));
+    for await (const entry of rotated) {
+      if (/^kv_cache-\d+\.log$/.test(entry.name)) {
+        await Deno.copyFile(join(PEER, "rotated", entry.name), join(dir, entry.name));
+      }
+    }
+    const missing = await kvh([join(dir, "kv_cache.log")]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stdout, /^FAILED .*: truncated in kv_cache\.log line 0: Active file/);
+    const empty = await kvh([join(dir, "other.log")]);
+    assert.equal(empty.code, 1, empty.stdout);
+  });
+});

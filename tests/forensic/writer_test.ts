@@ -530,3 +530,26 @@ Deno.test("openForensicLog() refuses a directory writable by group or others wit
     }
   });
 });
+
+Deno.test("openForensicLog() leaves a torn tail in place and fails clearly when it cannot move it aside", async () => {
+  await withDir(async (dir) => {
+    const now = () => new Date(Date.UTC(2026, 0, 1));
+    const log = await openForensicLog({ dir, now });
+    await log.append("allocate", { i: 0 });
+    await log.close();
+    const size = (await Deno.stat(log.path)).size;
+    await Deno.writeTextFile(log.path, '{"v":2,', { append: true });
+    // Something else already holds the side file's name: it is neither overwritten nor removed.
+    const side = `${log.path}.torn-20260101T000000Z-${size}`;
+    await Deno.writeTextFile(side, "not ours");
+    await assert.rejects(
+      openForensicLog({ dir, now }),
+      (e) =>
+        e instanceof KvhError && e.code === "log_unwritable" && e.message.includes(log.path) &&
+        /torn tail/.test(e.message),
+    );
+    assert.equal(await Deno.readTextFile(side), "not ours");
+    assert.equal((await Deno.stat(log.path)).size, size + 7);
+    assert.equal((await verifyLog(log.path)).failure?.reason, "torn_tail");
+  });
+});
