@@ -322,3 +322,91 @@ Deno.test("kvh trace refuses half of the checkpoint flags and a checkpoint file 
     assert.ok(!onLog.stderr.includes((await Deno.readTextFile(s.key)).split("+")[4]!.trim()));
   });
 });
+
+Deno.test("attack: MACs stripped from a keyed, checkpointed log are mac_missing", async () => {
+  await withTempDir(async (dir) => {
+    const s = await setUp(dir);
+    const hmac = join(dir, "hmac.key");
+    await Deno.writeTextFile(hmac, "forensic-secret\n", { mode: 0o600 });
+    await trace(s, ["--hmac-key-file", hmac]);
+    const text = await Deno.readTextFile(s.log);
+    await Deno.writeTextFile(s.log, text.replace(/,"mac":"[0-9a-f]{64}"/, ""));
+    const run = await verify(s, [s.checkpoint], ["--hmac-key-file", hmac]);
+    assert.equal(run.code, 2);
+    assert.equal(reasonOf(run.report), "mac_missing");
+  });
+});
+
+Deno.test("kvh trace takes the checkpoint settings from KV_SIGNING_KEY_FILE and KV_CHECKPOINT_FILE", async () => {
+  await withTempDir(async (dir) => {
+    const s = await setUp(dir);
+    const run = await runKvh(["trace", "--log-dir", s.logs, "--requests", "3", "--tokens", "4"], {
+      env: {
+        KV_SIGNING_KEY_FILE: s.key,
+        KV_CHECKPOINT_FILE: s.checkpoint,
+        KV_CHECKPOINT_EVERY: "5",
+      },
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await verify(s, [s.checkpoint])).code, 0);
+    const bad = await runKvh(["trace", "--log-dir", s.logs, "--requests", "1"], {
+      env: {
+        KV_SIGNING_KEY_FILE: s.key,
+        KV_CHECKPOINT_FILE: s.checkpoint,
+        KV_CHECKPOINT_EVERY: "0",
+      },
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /KV_CHECKPOINT_EVERY/);
+  });
+});
+
+Deno.test("kvh verify refuses incomplete checkpoint arguments with exit 1", async () => {
+  await withTempDir(async (dir) => {
+    const s = await setUp(dir);
+    await trace(s);
+    const cases: [string[], RegExp][] = [
+      [["verify", s.log, "--checkpoint", s.checkpoint], /need --public-key/],
+      [["verify", s.log, "--public-key", s.pub], /one or two --checkpoint/],
+      [[
+        "verify",
+        s.log,
+        "--prove",
+        "1",
+        "--checkpoint",
+        s.checkpoint,
+        "--checkpoint",
+        s.checkpoint,
+        "--public-key",
+        s.pub,
+      ], /exactly one --checkpoint/],
+      [
+        ["verify", "--check-proof", s.pub, "--checkpoint", s.checkpoint, "--public-key", s.pub],
+        /not JSON/,
+      ],
+      [
+        ["verify", s.log, "--checkpoint", join(dir, "none"), "--public-key", s.pub],
+        /Cannot read --checkpoint/,
+      ],
+      [
+        ["verify", s.log, "--checkpoint", s.checkpoint, "--public-key", s.checkpoint],
+        /Invalid verifier key/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const run = await runKvh(args);
+      assert.equal(run.code, 1, args.join(" "));
+      assert.match(run.stderr, message);
+    }
+    await Deno.symlink(s.checkpoint, join(dir, "link.note"));
+    const link = await runKvh([
+      "verify",
+      s.log,
+      "--checkpoint",
+      join(dir, "link.note"),
+      "--public-key",
+      s.pub,
+    ]);
+    assert.match(link.stderr, /symlink/);
+  });
+});

@@ -130,3 +130,55 @@ Deno.test("checkpointer() refuses a checkpoint file of another log or another ke
     await log.close();
   });
 });
+
+Deno.test("checkpointer() makes appends fail when the checkpoint cannot be written", async () => {
+  await withTempDir(async (dir) => {
+    const cpDir = join(dir, "cp");
+    await Deno.mkdir(cpDir);
+    const log = await openForensicLog({
+      dir,
+      observe: checkpointer({ signer, checkpointFile: join(cpDir, "checkpoint"), everyRecords: 1 }),
+    });
+    // The checkpoint volume goes away under the writer.
+    await Deno.remove(cpDir);
+    await Deno.writeTextFile(cpDir, "");
+    await log.append("a", {});
+    await assert.rejects(log.flush(), /Cannot write checkpoint/);
+    await assert.rejects(log.append("b", {}), /Cannot write checkpoint/);
+    await log.close().catch(() => {});
+  });
+});
+
+Deno.test("checkpointer() refuses a legacy log without a log id and a symlinked checkpoint file", async () => {
+  await withTempDir(async (dir) => {
+    const observe = checkpointer({ signer, checkpointFile: join(dir, "checkpoint") });
+    const path = join(dir, "kv_cache.log");
+    const log = await openForensicLog({ dir });
+    await log.append("a", {});
+    await log.close();
+    // An old log: its first record carries no log id.
+    const text = await Deno.readTextFile(path);
+    const legacy = join(dir, "legacy");
+    await Deno.mkdir(legacy);
+    const { sealV2Record } = await import("../../lib/forensic/format_v2.ts");
+    const { GENESIS_V2 } = await import("../../lib/forensic/types.ts");
+    const old = sealV2Record({
+      seq: 0,
+      ts: "2026-01-01T00:00:00.000Z",
+      event: "a",
+      prev: GENESIS_V2,
+    }, {});
+    await Deno.writeTextFile(join(legacy, "kv_cache.log"), old.line);
+    await assert.rejects(
+      openForensicLog({
+        dir: legacy,
+        observe: checkpointer({ signer, checkpointFile: join(legacy, "cp") }),
+      }),
+      /no log id/,
+    );
+    assert.ok(text.includes('"log_id":'));
+    await Deno.symlink(join(dir, "elsewhere"), join(dir, "checkpoint"));
+    await assert.rejects(openForensicLog({ dir, observe }), /symlink/);
+    assert.throws(() => checkpointer({ signer, checkpointFile: "x", everyRecords: 0 }), RangeError);
+  });
+});
