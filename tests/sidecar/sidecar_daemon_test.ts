@@ -520,3 +520,67 @@ Deno.test("stop() finishes the release in flight before it returns; a stuck one 
     await stuck.stop();
   }
 });
+
+Deno.test("a release whose reply cannot be delivered leaves its blocks quarantined", async () => {
+  let unblock = () => {};
+  let blocked = false;
+  const events: Array<{ event: string; fields: Record<string, unknown> }> = [];
+  const audit: AuditSink = {
+    append: (event, fields) => {
+      events.push({ event, fields });
+      if (event !== "sanitize") return Promise.resolve({} as RecordV2);
+      blocked = true;
+      return new Promise((resolve) => {
+        unblock = () => resolve({} as RecordV2);
+      });
+    },
+  };
+  const t = await startDaemon({ audit });
+  try {
+    const path = await t.pool("p", 4 * BLOCK);
+    const conn = await Deno.connect({ transport: "unix", path: t.socket });
+    const lines = [
+      { v: 1, id: 1, op: "register_pool", ...flatPool("p", path, 4, BLOCK) },
+      { v: 1, id: 2, op: "assign", pool: "p", blocks: [1], ...owner("acme") },
+    ];
+    const [, assigned] = await exchange(conn, lines);
+    await conn.write(
+      new TextEncoder().encode(
+        JSON.stringify({ v: 1, id: 3, op: "release", handle: assigned!.handle }) + "\n",
+      ),
+    );
+    while (!blocked) await new Promise((r) => setTimeout(r, 1));
+    conn.close();
+    unblock();
+    // The daemon notices the closed connection on its own schedule: wait for the record.
+    let quarantine = events.find((e) => e.event === "quarantine");
+    while (quarantine === undefined) {
+      await new Promise((r) => setTimeout(r, 5));
+      quarantine = events.find((e) => e.event === "quarantine");
+    }
+    assert.equal(quarantine.fields.detail, "client_disconnected");
+    assert.deepEqual(quarantine.fields.blocks, [1]);
+    assert.ok(allEqual(await bytesOf(path, 1), 0), "the scrub itself was done");
+  } finally {
+    await t.stop();
+  }
+});
+
+async function exchange(
+  conn: Deno.Conn,
+  requests: Record<string, unknown>[],
+): Promise<Array<Record<string, unknown>>> {
+  const replies: Array<Record<string, unknown>> = [];
+  const buffer = new Uint8Array(1 << 16);
+  for (const request of requests) {
+    await conn.write(new TextEncoder().encode(JSON.stringify(request) + "\n"));
+    let text = "";
+    while (!text.includes("\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    replies.push(JSON.parse(text));
+  }
+  return replies;
+}
