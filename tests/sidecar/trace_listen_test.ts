@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { SidecarClient } from "../../lib/sidecar/mod.ts";
 import { runKvh } from "../cli/_kvh.ts";
 import { python, startListen } from "./_listen.ts";
 
@@ -95,5 +96,43 @@ Deno.test("kvh trace --listen refuses an open socket directory, a bad --listen a
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("kvh trace --listen rewrites the metrics while it runs, so the gate sees live values", async () => {
+  const kvh = await startListen();
+  try {
+    const path = join(kvh.poolDir, "pool");
+    await Deno.writeFile(path, new Uint8Array(4 * 4096).fill(1));
+    const client = await SidecarClient.connect(kvh.socket);
+    await client.request("register_pool", {
+      pool: "p",
+      device: "cpu",
+      path: await Deno.realPath(path),
+      bytes: 4 * 4096,
+      blocks: 4,
+      regions: [{ offset: 0, block_stride: 4096, block_bytes: 4096 }],
+    });
+    const { handle } = await client.request("assign", {
+      pool: "p",
+      blocks: [0],
+      tenant_id: "acme",
+      request_id: "r",
+      model_id: "m",
+    });
+    await client.release(handle as string);
+    // The daemon rewrites the files on its own interval: poll until the release shows.
+    let metrics = { sanitize_total: 0, run_status: "" };
+    for (let i = 0; i < 200 && metrics.sanitize_total === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      metrics = JSON.parse(await Deno.readTextFile(join(kvh.logDir, "coverage.json")));
+    }
+    assert.equal(metrics.sanitize_total, 1);
+    assert.equal(metrics.run_status, "running");
+    await client.close();
+    const { code } = await kvh.stop();
+    assert.equal(code, 0);
+  } finally {
+    await Deno.remove(kvh.dir, { recursive: true });
   }
 });
