@@ -242,6 +242,8 @@ for (const [signal, exitCode] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
       assert.equal(metrics.json.freed_total, 3);
       assert.match(metrics.prom, /^kvh_run_status\{status="interrupted"\} 1$/m);
       assert.match(metrics.prom, /^kvh_run_status\{status="completed"\} 0$/m);
+      const gate = await kvh(["gate", "forensics/coverage.json"], { cwd: dir });
+      assert.equal(gate.code, 2, "the gate fails an interrupted run's metrics");
     });
   });
 }
@@ -366,5 +368,19 @@ Deno.test("kvh trace takes coverage thresholds as gate does: decimal, 0 to 100",
     });
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).metrics.threshold_pct, 99.5);
+  });
+});
+
+Deno.test("kvh trace reports a failed run's own error when its metrics cannot be written either", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/afile`, "x");
+    await Deno.writeTextFile(`${dir}/w.jsonl`, '{"tenant_id":\n');
+    const run = await kvh(["trace", "--workload", "w.jsonl", "--metrics-json", "afile/m.json"], {
+      cwd: dir,
+    });
+    assert.equal(run.code, 1);
+    const lines = run.stderr.trim().split("\n");
+    assert.match(lines[0]!, /^kvh: Cannot write --metrics-json afile\/m\.json: /);
+    assert.match(lines.at(-1)!, /^kvh: Invalid workload w\.jsonl:1: malformed JSON$/);
   });
 });
