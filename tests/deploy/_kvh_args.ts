@@ -4,15 +4,6 @@
  */
 import { buildProgram } from "../../cli/main.ts";
 
-/**
- * Flags that documents and manifests use before they land with another issue: a command line
- * using one that kvh does not have yet is skipped, and its test name says why.
- */
-export const PENDING_FLAGS: Record<string, string> = {
-  "--signing-key-file": "signed checkpoints, issue 12",
-  "--checkpoint-file": "signed checkpoints, issue 12",
-};
-
 const program = await buildProgram();
 const KNOWN_FLAGS = new Map(
   program.commands.map((command) => [
@@ -25,19 +16,6 @@ const KNOWN_FLAGS = new Map(
 export function knownFlags(name: string): Set<string> | undefined {
   const flags = KNOWN_FLAGS.get(name);
   return flags === undefined ? undefined : new Set([...flags, "--help"]);
-}
-
-/**
- * Why the command line `args` (without `kvh`) cannot be checked yet, or `""` when it can: it
- * uses a flag of {@linkcode PENDING_FLAGS} that its subcommand does not have on this checkout.
- */
-export function pendingReason(args: string[]): string {
-  const command = args[0]!;
-  const pending = args.map((arg) => arg.split("=")[0]!)
-    .filter((flag) => flag in PENDING_FLAGS && !KNOWN_FLAGS.get(command)?.has(flag));
-  if (pending.length === 0) return "";
-  const issues = [...new Set(pending.map((flag) => PENDING_FLAGS[flag]))].join(", ");
-  return ` (SKIPPED: kvh ${command} has no ${pending.join(", ")} on main yet; ${issues})`;
 }
 
 /** Parses `args` (without `kvh`) with kvh's command tree; throws what kvh would report. */

@@ -15,7 +15,7 @@ import { ResourceClaimTemplate } from "kubernetes-models/resource.k8s.io/v1";
 import { PersistentVolumeClaim, Service } from "kubernetes-models/v1";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 import { ROOT } from "../cli/_kvh.ts";
-import { parseKvhArgs, pendingReason } from "./_kvh_args.ts";
+import { parseKvhArgs } from "./_kvh_args.ts";
 
 // deno-lint-ignore no-explicit-any -- manifests are arbitrary YAML; each check walks the fields it needs.
 type Manifest = Record<string, any>;
@@ -220,6 +220,35 @@ Deno.test("deploy/k8s: Secrets are referenced, never included, and documented", 
   for (const name of referenced) {
     assert.match(readme, new RegExp(`kubectl create secret generic ${name} `), `README: ${name}`);
   }
+  const configMaps = PODS.flatMap(({ pod }) => pod.volumes ?? [])
+    .flatMap((volume: Manifest) => volume.configMap?.name ?? []);
+  for (const name of configMaps) {
+    assert.match(readme, new RegExp(`kubectl create configmap ${name} `), `README: ${name}`);
+  }
+});
+
+/** Where an absolute path of a container lives: the volume (claim and subPath) and the rest. */
+function volumePath(pod: Manifest, container: Manifest, path: string): string {
+  const mount = container.volumeMounts.find((m: Manifest) => path.startsWith(`${m.mountPath}/`));
+  assert.ok(mount, `${container.name}: ${path} is on no volume`);
+  const volume = pod.volumes.find((v: Manifest) => v.name === mount.name);
+  const source = volume.persistentVolumeClaim?.claimName ?? `${volume.name} (not a claim)`;
+  return `${source}:${mount.subPath ?? ""}${path.slice(mount.mountPath.length)}`;
+}
+
+Deno.test("deploy/k8s: the checkpoint verify checks is the one the writers sign, off the log's volume", () => {
+  const places = new Set<string>();
+  for (const { pod } of PODS) {
+    for (const container of containersOf(pod).filter((c) => c.image.startsWith("kvh:"))) {
+      for (const arg of container.args as string[]) {
+        const match = /^--(?:checkpoint-file|checkpoint)=(.+)$/.exec(arg);
+        if (match) places.add(volumePath(pod, container, match[1]!));
+      }
+    }
+  }
+  // The sidecar and prune write it, verify reads it: one file on one claim.
+  assert.equal(places.size, 1, [...places].join(", "));
+  assert.doesNotMatch([...places][0]!, /^kvh-forensics:/, "the checkpoint shares the log's volume");
 });
 
 Deno.test("deploy/k8s: serve-metrics binds all interfaces with a token the ServiceMonitor sends", () => {
@@ -304,10 +333,8 @@ Deno.test("deploy/k8s: the sidecar shares the engine's socket volume, /dev/shm a
 for (const { where, pod } of PODS) {
   for (const container of containersOf(pod).filter((c) => c.image.startsWith("kvh:"))) {
     const args: string[] = container.args;
-    const skip = pendingReason(args);
     Deno.test({
-      name: `deploy/k8s ${where} container ${container.name}: a real kvh command line${skip}`,
-      ignore: skip !== "",
+      name: `deploy/k8s ${where} container ${container.name}: a real kvh command line`,
       async fn() {
         assert.ok(
           KVH_IMAGES.includes(container.image),
