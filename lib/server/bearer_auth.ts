@@ -63,11 +63,10 @@ export function bearerAuth(options: BearerAuthOptions): MiddlewareHandler {
 }
 
 /**
- * The synchronous core of {@linkcode bearerAuth}: given the `Authorization` header, the
- * rejection to send, or `null` to let the request through. The app calls it inside its
- * handler so the hot path stays a single synchronous function.
+ * The core of {@linkcode bearerAuth}: given the `Authorization` header, the rejection to send,
+ * or `null` to let the request through.
  */
-export function bearerCheck(
+function bearerCheck(
   options: BearerAuthOptions,
 ): (header: string | null) => Response | null {
   const { realm = "kvh", onReject = () => {} } = options;

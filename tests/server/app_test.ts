@@ -373,3 +373,32 @@ function existsSync(path: string): boolean {
     return false;
   }
 }
+
+Deno.test("createApp() applies limits, then the method check, then the token, as middleware", async () => {
+  const app = createApp({ source: () => FILE_TEXT, token: "s3cret" });
+  const big = await app.request("/metrics", { headers: { "x-pad": "a".repeat(9000) } });
+  assert.equal(big.status, 431);
+  await big.body?.cancel();
+  const post = await app.request("/metrics", { method: "POST" });
+  assert.equal(post.status, 405);
+  await post.body?.cancel();
+  const anonymous = await app.request("/metrics");
+  assert.equal(anonymous.status, 401);
+  assert.equal(anonymous.headers.get("www-authenticate"), 'Bearer realm="kvh"');
+  await anonymous.body?.cancel();
+  const text = await (await app.request("/metrics", {
+    headers: { authorization: "Bearer s3cret", "accept-encoding": "identity" },
+  })).text();
+  assert.equal(sample(text, 'kvh_exporter_rejected_requests_total{code="401"}'), 1);
+  assert.equal(sample(text, 'kvh_exporter_rejected_requests_total{code="431"}'), 1);
+});
+
+Deno.test("createApp() gzips the cached rendering once and serves the same bytes until it ages", async () => {
+  const app = createApp({ source: () => FILE_TEXT, selfMetricsMaxAgeMs: 60_000 });
+  const gzip = { headers: { "accept-encoding": "gzip" } };
+  const first = new Uint8Array(await (await app.request("/metrics", gzip)).arrayBuffer());
+  const second = new Uint8Array(await (await app.request("/metrics", gzip)).arrayBuffer());
+  assert.deepEqual(second, first);
+  const plain = await (await app.request("/metrics")).text();
+  assert.equal(new TextDecoder().decode(gunzipSync(first)), plain);
+});
