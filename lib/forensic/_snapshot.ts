@@ -1,8 +1,10 @@
 /**
  * A consistent view of a log's files for verification while a writer appends and rotates
- * (DESIGN.md §4): the files are opened once, up front, and read through those handles, so a
- * rotation renaming the active file or a prune removing the oldest files mid-check changes
- * nothing that is read; the active file is read up to its size when it was opened.
+ * (DESIGN.md §4): the active file is opened once, up front, and read through that handle up to
+ * its size when it was opened, so a rotation or further appends change nothing that is read.
+ * Rotated files never change; they are opened one at a time as they are read (a long history
+ * must not hold a descriptor per file), and one that a prune removed meanwhile shows as a
+ * change of the log, which the caller answers with a new snapshot.
  *
  * @module
  */
@@ -10,13 +12,13 @@ import { basename, dirname } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
 import { listChainFiles } from "./chain_files.ts";
 
-/** One file of the snapshot, open for reading. */
+/** One file of the snapshot. */
 export interface SnapshotFile {
   /** Path it had when the snapshot was taken. */
   path: string;
-  /** The open file; read it through {@linkcode SnapshotFile.reader}. */
-  file: Deno.FsFile;
-  /** Bytes that belong to the snapshot (the active file: its size when opened). */
+  /** The active file, open since the snapshot was taken; rotated files are opened when read. */
+  file: Deno.FsFile | undefined;
+  /** Bytes that belong to the snapshot: the active file's size when opened; rotated: all. */
   size: number;
   /** Whether this is the active file (the only one a writer still appends to). */
   active: boolean;
@@ -34,16 +36,14 @@ export interface ChainSnapshot {
 const ATTEMPTS = 5;
 
 /**
- * Opens the files of a history. Rotated files are opened first, then the active file, then the
- * directory is listed again: files rotated in between (the writer renamed the active file after
- * the first listing) are opened too, up to and excluding the one that is the active file the
- * snapshot holds (same device and inode), so the chain read is the one committed at that moment.
- * Rotated files that vanished before they were opened (a prune removes the oldest first, after
- * recording them) are left out.
+ * Takes the snapshot of a history: lists the rotated files, opens the active file, then lists
+ * again. Files rotated in between (the writer renamed the active file after the first listing)
+ * are taken too, up to and excluding the one that is the active file the snapshot holds (same
+ * device and inode), so the chain read is the one committed at that moment.
  *
  * @param path Path of the active file.
  * @param activeOnly Only the given file.
- * @returns The open files; close them with {@linkcode closeSnapshot}.
+ * @returns The files; close the snapshot with {@linkcode closeSnapshot}.
  * @throws {KvhError} When the active file (or, with `activeOnly`, the file) cannot be read at
  * all: missing with no rotated files, not a regular file, a symlink, or unreadable.
  */
@@ -53,48 +53,69 @@ export async function snapshotChain(path: string, activeOnly: boolean): Promise<
   const name = basename(path);
   for (let attempt = 1;; attempt++) {
     const before = (await listChainFiles(dir, name)).slice(0, -1);
-    const files: SnapshotFile[] = [];
+    const files: SnapshotFile[] = before.map(rotatedEntry);
+    const active = await openActive(path, before.length === 0);
+    const after = (await listChainFiles(dir, name)).slice(0, -1);
+    const seen = new Set(before);
+    const added = after.filter((p) => !seen.has(p));
+    if (active === undefined) {
+      // A rotation by an older writer renamed the active file before it created the next one.
+      if (added.length > 0 && attempt < ATTEMPTS) continue;
+      return { files, missingActive: path };
+    }
     try {
-      for (const rotated of before) {
-        const opened = await openRotated(rotated);
-        if (opened !== undefined) files.push(opened);
-      }
-      const active = await openActive(path, before.length === 0);
-      const after = (await listChainFiles(dir, name)).slice(0, -1);
-      const seen = new Set(before);
-      const added = after.filter((p) => !seen.has(p));
-      if (active === undefined) {
-        // A rotation renames the active file before it creates the next one: look again.
-        if (added.length > 0 && attempt < ATTEMPTS) {
-          closeSnapshot({ files });
-          continue;
-        }
-        return { files, missingActive: path };
-      }
-      const activeInfo = await active.file.stat();
+      const activeInfo = await active.file!.stat();
       const newest = files.at(-1);
-      if (newest !== undefined && sameFile(await newest.file.stat(), activeInfo)) {
+      if (newest !== undefined && sameFile(await statOrNull(newest.path), activeInfo)) {
         // Mid-rotation: the old file already has its rotated name and still the active one.
-        active.file.close();
+        active.file!.close();
         return { files };
       }
       for (const rotated of added) {
-        const opened = await openRotated(rotated);
-        if (opened === undefined) continue;
-        if (sameFile(await opened.file.stat(), activeInfo)) {
-          // The active file held is this rotated file now: later files came after the snapshot.
-          opened.file.close();
-          break;
-        }
-        files.push(opened);
+        const info = await statOrNull(rotated);
+        if (info === null) continue;
+        // The active file held is this rotated file now: later files came after the snapshot.
+        if (sameFile(info, activeInfo)) break;
+        files.push(rotatedEntry(rotated));
       }
-      files.push(active);
-      return { files };
     } catch (error) {
-      closeSnapshot({ files });
+      active.file!.close();
       throw error;
     }
+    files.push(active);
+    return { files };
   }
+}
+
+function rotatedEntry(path: string): SnapshotFile {
+  return { path, file: undefined, size: Infinity, active: false };
+}
+
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw unreadable(path, error);
+  }
+}
+
+/**
+ * Opens a file of the snapshot for reading: the active file's handle, or a rotated file now.
+ *
+ * @returns The open file, or undefined when a rotated file is gone (removed by a prune).
+ */
+export async function openSnapshotFile(entry: SnapshotFile): Promise<Deno.FsFile | undefined> {
+  if (entry.file !== undefined) return entry.file;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(entry.path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw unreadable(entry.path, error);
+  }
+  await sizeOf(file, entry.path);
+  return file;
 }
 
 /**
@@ -117,7 +138,7 @@ export async function changedSince(snapshot: ChainSnapshot): Promise<boolean> {
 export function closeSnapshot(snapshot: ChainSnapshot): void {
   for (const { file } of snapshot.files) {
     try {
-      file.close();
+      file?.close();
     } catch (error) {
       if (!(error instanceof Deno.errors.BadResource)) throw error;
     }
@@ -128,14 +149,14 @@ export function closeSnapshot(snapshot: ChainSnapshot): void {
  * A reader over the snapshot's bytes of a file: a rotated file whole, the active file up to its
  * size when it was opened (what a writer appends later is not part of this verification).
  */
-export function snapshotReader(entry: SnapshotFile): {
+export function snapshotReader(entry: SnapshotFile, file: Deno.FsFile): {
   read(buffer: Uint8Array): Promise<number | null>;
 } {
   let left = entry.size;
   return {
     async read(buffer: Uint8Array): Promise<number | null> {
       if (left <= 0) return null;
-      const n = await entry.file.read(buffer.subarray(0, Math.min(buffer.length, left)));
+      const n = await file.read(buffer.subarray(0, Math.min(buffer.length, left)));
       if (n === null) return null;
       left -= n;
       return n;
@@ -150,28 +171,18 @@ export function snapshotReader(entry: SnapshotFile): {
 export async function writtenSince(entry: SnapshotFile): Promise<boolean> {
   try {
     // Grown, or cut back by a writer whose write failed: either way a writer is at work.
-    if ((await entry.file.stat()).size !== entry.size) return true;
+    const held = await entry.file!.stat();
+    if (held.size !== entry.size) return true;
     // Rotated away: the writer finished this file and moved on.
-    return !sameFile(await Deno.stat(entry.path), await entry.file.stat());
+    return !sameFile(await Deno.stat(entry.path), held);
   } catch {
     return false;
   }
 }
 
 /** Whether two stats describe the same file (device and inode). */
-export function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
-  return a.ino !== null && a.ino === b.ino && a.dev === b.dev;
-}
-
-async function openRotated(path: string): Promise<SnapshotFile | undefined> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw unreadable(path, error);
-  }
-  return { path, file, size: await sizeOf(file, path), active: false };
+export function sameFile(a: Deno.FileInfo | null, b: Deno.FileInfo): boolean {
+  return a !== null && a.ino !== null && a.ino === b.ino && a.dev === b.dev;
 }
 
 async function openActive(path: string, required: true): Promise<SnapshotFile>;

@@ -11,6 +11,7 @@ import {
   type ChainSnapshot,
   changedSince,
   closeSnapshot,
+  openSnapshotFile,
   snapshotChain,
   type SnapshotFile,
   snapshotReader,
@@ -182,6 +183,17 @@ export async function verifyLog(
   }
 }
 
+/** Bytes a verification will read (to decide on Workers); a file gone meanwhile counts 0. */
+async function sizeOfAll(files: SnapshotFile[]): Promise<number> {
+  let total = 0;
+  for (const entry of files) {
+    total += Number.isFinite(entry.size)
+      ? entry.size
+      : await Deno.stat(entry.path).then((info) => info.size, () => 0);
+  }
+  return total;
+}
+
 /** Snapshots a failed verification of a changing log is retried on. */
 const LIVE_ATTEMPTS = 4;
 
@@ -194,7 +206,7 @@ async function verifySnapshot(
   const state = new ChainState();
   const chain: ChainFile[] = [];
   let failure: VerifyFailure | null = null;
-  const total = files.reduce((sum, entry) => sum + entry.size, 0);
+  const total = await sizeOfAll(files);
   const cpus = navigator.hardwareConcurrency;
   const workers = options.workers ??
     (total >= PARALLEL_MIN_BYTES && cpus >= PARALLEL_MIN_CPUS ? Math.min(cpus, 4) : 0);
@@ -310,7 +322,20 @@ async function verifyFile(
     maxLineBytes: options.maxLineBytes,
     nativeDigests: options.nativeDigests,
   };
-  const chunks = readChunks(snapshotReader(entry), { maxLineBytes: options.maxLineBytes });
+  const file = await openSnapshotFile(entry);
+  if (file === undefined) {
+    // Removed since the snapshot was listed (a prune): the caller sees the log changed and
+    // looks again.
+    return {
+      file: info.file,
+      line: 0,
+      reason: "linkage_mismatch",
+      detail: `File ${info.file} was removed during verification`,
+    };
+  }
+  const chunks = readChunks(snapshotReader(entry, file), {
+    maxLineBytes: options.maxLineBytes,
+  });
   // Runs in flight: with Workers, several are decoded and checked while the chain consumes the
   // oldest; the main thread only reads bytes and links results.
   const queue: (Checked[] | Promise<LineResult[]>)[] = [];
@@ -367,6 +392,7 @@ async function verifyFile(
     });
   } finally {
     await chunks.return(undefined);
+    if (file !== entry.file) file.close();
   }
 }
 

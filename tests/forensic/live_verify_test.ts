@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { KvhError } from "../../lib/errors.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
+import { openForensicLog } from "../../lib/forensic/writer.ts";
 import { pruneLog } from "../../lib/retention/prune_log.ts";
 
 const CHILD = join(import.meta.dirname!, "_writer_child.ts");
+const VERIFY = new URL("../../lib/forensic/verify.ts", import.meta.url).href;
 
 /** Runs `fn` while a child process appends to a log in `dir` that rotates every few records. */
 async function withLiveWriter(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -60,4 +62,27 @@ Deno.test("pruneLog() during a live writer's work reports no content defect", as
       }
     }
   });
+});
+
+Deno.test("verifyLog() holds one rotated file open at a time: a long history verifies under a low descriptor limit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = await openForensicLog({ dir, maxBytes: 300, commitDelayMs: 0 });
+    for (let i = 0; i < 400; i++) await log.append("allocate", { i });
+    await log.close();
+    const code = `import { verifyLog } from ${JSON.stringify(VERIFY)};
+const report = await verifyLog(${JSON.stringify(join(dir, "kv_cache.log"))});
+console.log(JSON.stringify([report.ok, report.files]));`;
+    const { success, stdout, stderr } = await new Deno.Command("sh", {
+      args: ["-c", 'ulimit -n 128 && exec "$0" eval "$1"', Deno.execPath(), code],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(success, new TextDecoder().decode(stderr));
+    const [ok, files] = JSON.parse(new TextDecoder().decode(stdout));
+    assert.equal(ok, true);
+    assert.ok(files > 200, `only ${files} files`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
