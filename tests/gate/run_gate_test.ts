@@ -57,3 +57,41 @@ Deno.test("runGate() writes nothing when the metrics are malformed", async () =>
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["m.json"]);
   });
 });
+
+Deno.test("runGate() verifies the log and records the verification in the verdict and bundle", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/m.json`, CLEAN);
+    const log = new URL("./fixtures/hmac/kv_cache.log", import.meta.url).pathname;
+    const document = await runGate(fileInput(`${dir}/m.json`), {
+      thresholds: THRESHOLDS,
+      requireVerified: log,
+      evidence: `${dir}/bundle`,
+    });
+    assert.equal(document.pass, false);
+    assert.deepEqual(document.failures.map((f) => f.metric), ["log_macs_checked"]);
+    const verification = JSON.parse(await Deno.readTextFile(`${dir}/bundle/verification.json`));
+    assert.equal(verification.mac_present, true);
+    assert.equal(verification.log, log);
+  });
+});
+
+Deno.test("runGate() adds the test report to the bundle and refuses an unreadable one", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/m.json`, CLEAN);
+    await Deno.writeTextFile(`${dir}/junit.xml`, "<testsuites/>");
+    await runGate(fileInput(`${dir}/m.json`), {
+      thresholds: THRESHOLDS,
+      evidence: `${dir}/bundle`,
+      testReport: `${dir}/junit.xml`,
+    });
+    assert.equal(await Deno.readTextFile(`${dir}/bundle/test-report.xml`), "<testsuites/>");
+    await assert.rejects(
+      runGate(fileInput(`${dir}/m.json`), {
+        thresholds: THRESHOLDS,
+        evidence: `${dir}/other`,
+        testReport: `${dir}/absent.xml`,
+      }),
+      (error: unknown) => error instanceof KvhError && error.code === "test_report_unreadable",
+    );
+  });
+});
