@@ -182,3 +182,30 @@ Deno.test("checkpointer() refuses a legacy log without a log id and a symlinked 
     assert.throws(() => checkpointer({ signer, checkpointFile: "x", everyRecords: 0 }), RangeError);
   });
 });
+
+Deno.test("checkpointer() refuses to continue a re-hashed rewrite of its log (fork)", async () => {
+  await withTempDir(async (dir) => {
+    const observe = checkpointer({ signer, checkpointFile: join(dir, "checkpoint") });
+    const log = await openForensicLog({ dir, logId: "feed", observe });
+    for (let i = 0; i < 3; i++) await log.append("a", { i });
+    await log.close();
+    const { sealV2Record } = await import("../../lib/forensic/format_v2.ts");
+    const { GENESIS_V2 } = await import("../../lib/forensic/types.ts");
+    let prev = GENESIS_V2;
+    let text = "";
+    for (let seq = 0; seq < 3; seq++) {
+      const fields = seq === 0 ? { log_id: "feed", i: 9 } : { i: 9 };
+      const sealed = sealV2Record(
+        { seq, ts: "2026-01-01T00:00:00.000Z", event: "a", prev },
+        fields,
+      );
+      text += sealed.line;
+      prev = sealed.hash;
+    }
+    await Deno.writeTextFile(join(dir, "kv_cache.log"), text);
+    await assert.rejects(
+      openForensicLog({ dir, observe }),
+      /do not match its last checkpoint \(fork\)/,
+    );
+  });
+});

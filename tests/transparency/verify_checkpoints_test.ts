@@ -4,6 +4,7 @@ import { withTempDir } from "../_temp_dir.ts";
 import { sealV2Record } from "../../lib/forensic/format_v2.ts";
 import { GENESIS_V2 } from "../../lib/forensic/types.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
+import { pruneLog } from "../../lib/retention/prune_log.ts";
 import { signCheckpoint } from "../../lib/transparency/checkpoint.ts";
 import { checkpointer } from "../../lib/transparency/checkpointer.ts";
 import { readLogTree } from "../../lib/transparency/log_tree.ts";
@@ -96,5 +97,28 @@ Deno.test("checkInclusionProof() refuses malformed proofs and proofs of another 
     const stranger = parseVerifierKey(generateNoteKey("node-1").verifierKey);
     assert.match(checkInclusionProof(proof, input, stranger)!, /^bad_signature/);
     await assert.rejects(proveInclusion(path, 9, input, verifier), /covers seq 0 to 8/);
+  });
+});
+
+Deno.test("verifyCheckpoints() cannot check a checkpoint older than what prune removed", async () => {
+  await withTempDir(async (dir) => {
+    const log = await openForensicLog({ dir, logId: LOG_ID, maxBytes: 300 });
+    for (let i = 0; i < 12; i++) await log.append("allocate", { i });
+    await log.close();
+    const path = join(dir, "kv_cache.log");
+    const { tree } = await readLogTree(path);
+    const old = signCheckpoint({ origin: `kvh/${LOG_ID}`, size: 3, root: tree.root(3) }, signer);
+    const latest = signCheckpoint(
+      { origin: `kvh/${LOG_ID}`, size: tree.size, root: tree.root() },
+      signer,
+    );
+    const report = await pruneLog({ dir, maxRotated: 0 });
+    assert.equal(report.ok, true);
+    const after = await verifyCheckpoints(path, [{ name: "latest", note: latest }], verifier);
+    assert.equal(after.ok, true);
+    await assert.rejects(
+      verifyCheckpoints(path, [{ name: "old", note: old }], verifier),
+      /covers 3 records and the log was pruned up to seq/,
+    );
   });
 });
