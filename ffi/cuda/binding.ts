@@ -85,6 +85,7 @@ export const CUDA_SYMBOLS = {
   kvh_device_uuid: { parameters: ["i32", "buffer"], result: "i32" },
   kvh_ipc_open: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   kvh_ipc_close: { parameters: ["pointer"], result: "i32" },
+  kvh_ipc_get_handle: { parameters: ["buffer", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

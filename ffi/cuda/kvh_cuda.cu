@@ -526,3 +526,14 @@ KVH_EXPORT int kvh_ipc_open(void** out, uint64_t* out_bytes, const void* handle)
 }
 
 KVH_EXPORT int kvh_ipc_close(void* ptr) { return (int)cudaIpcCloseMemHandle(ptr); }
+
+// The IPC handle of an allocation of this process (kvh_malloc's base), for another process to
+// open with kvh_ipc_open: what an engine does with cudaIpcGetMemHandle, used by kvh's GPU tests.
+KVH_EXPORT int kvh_ipc_get_handle(void* out, void* ptr) {
+  if (out == 0 || ptr == 0) return KVH_ERR_INVALID_ARGUMENT;
+  cudaIpcMemHandle_t h;
+  cudaError_t err = cudaIpcGetMemHandle(&h, ptr);
+  if (err != cudaSuccess) return (int)err;
+  memcpy(out, &h, sizeof(h));
+  return 0;
+}

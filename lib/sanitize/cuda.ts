@@ -367,6 +367,20 @@ export class CudaSanitizer implements Sanitizer {
     return buffer;
   }
 
+  /**
+   * The `cudaIpcMemHandle_t` of a buffer this sanitizer allocated, for another process to open
+   * (what an engine hands the sidecar; kvh's GPU tests play the engine with it).
+   *
+   * @param buffer A buffer from {@linkcode CudaSanitizer.alloc}.
+   * @returns The 64 handle bytes.
+   */
+  exportIpc(buffer: DeviceBuffer): Uint8Array {
+    const own = this.#own(buffer);
+    const handle = new Uint8Array(64);
+    check(this.#sym, this.#sym.kvh_ipc_get_handle(handle, own.pointer), "IPC handle");
+    return handle;
+  }
+
   /** Copies `source` into `destination` (same size): the device-to-device copy roofline. */
   async copy(source: DeviceBuffer, destination: DeviceBuffer): Promise<void> {
     const from = this.#own(source);
