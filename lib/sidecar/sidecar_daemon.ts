@@ -258,6 +258,8 @@ export class SidecarDaemon {
         );
         pending.add(started);
         void started.finally(() => pending.delete(started));
+        // Backpressure: a client that pipelines without reading its replies stops being read.
+        if (pending.size >= this.#ctx.limits.max_in_flight) await Promise.race(pending);
         if (this.#isBye(line)) {
           // Leaving the loop cancels the socket's stream, which closes it: answer first.
           await Promise.allSettled(pending);

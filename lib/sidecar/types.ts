@@ -77,6 +77,8 @@ export interface SidecarLimits {
   max_blocks: number;
   /** Most block ids in one assign or release. */
   max_blocks_per_request: number;
+  /** Most lines of one connection being worked on; kvh stops reading until one is answered. */
+  max_in_flight: number;
 }
 
 /** Default limits. */
@@ -87,6 +89,7 @@ export const DEFAULT_LIMITS: Readonly<SidecarLimits> = Object.freeze({
   max_regions: 1024,
   max_blocks: 1 << 24,
   max_blocks_per_request: 1 << 20,
+  max_in_flight: 1024,
 });
 
 /** The `error` member of an `ok:false` reply. */

@@ -584,3 +584,43 @@ async function exchange(
   }
   return replies;
 }
+
+Deno.test("a connection with max_in_flight lines being worked on is not read further until one is answered", async () => {
+  let unblock = () => {};
+  let blocked = false;
+  const audit: AuditSink = {
+    append: (event) => {
+      if (event !== "assign") return Promise.resolve({} as RecordV2);
+      blocked = true;
+      return new Promise((resolve) => {
+        const previous = unblock;
+        unblock = () => {
+          previous();
+          resolve({} as RecordV2);
+        };
+      });
+    },
+  };
+  const t = await startDaemon({ audit, limits: { max_in_flight: 2 } });
+  try {
+    const kvh = await t.connect();
+    const path = await t.pool("p", 4 * BLOCK);
+    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const first = kvh.request("assign", { pool: "p", blocks: [0], ...owner("acme") });
+    const second = kvh.request("assign", { pool: "p", blocks: [1], ...owner("acme") });
+    while (!blocked) await new Promise((r) => setTimeout(r, 1));
+    let statsAnswered = false;
+    const stats = kvh.request("stats").then((reply) => {
+      statsAnswered = true;
+      return reply;
+    });
+    // Both assigns hold the connection's two slots: the stats line waits unread.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(statsAnswered, false);
+    unblock();
+    await Promise.all([first, second]);
+    assert.equal((await stats).ok, true);
+  } finally {
+    await t.stop();
+  }
+});
