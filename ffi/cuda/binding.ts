@@ -86,6 +86,7 @@ export const CUDA_SYMBOLS = {
   kvh_ipc_open: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   kvh_ipc_close: { parameters: ["pointer"], result: "i32" },
   kvh_ipc_get_handle: { parameters: ["buffer", "pointer"], result: "i32" },
+  kvh_mem_get_info: { parameters: ["buffer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -537,3 +537,15 @@ KVH_EXPORT int kvh_ipc_get_handle(void* out, void* ptr) {
   memcpy(out, &h, sizeof(h));
   return 0;
 }
+
+// Free and total memory of the current device, as the driver reports them (cudaMemGetInfo);
+// the sidecar's GPU benchmark measures kvh's own context with it from another process.
+KVH_EXPORT int kvh_mem_get_info(uint64_t* free_bytes, uint64_t* total_bytes) {
+  if (free_bytes == 0 || total_bytes == 0) return KVH_ERR_INVALID_ARGUMENT;
+  size_t f = 0;
+  size_t t = 0;
+  cudaError_t err = cudaMemGetInfo(&f, &t);
+  *free_bytes = (uint64_t)f;
+  *total_bytes = (uint64_t)t;
+  return (int)err;
+}
