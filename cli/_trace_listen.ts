@@ -52,7 +52,23 @@ export interface TraceListenOptions {
   device: string;
   /** `KVH_CUDA_LIB`. */
   cudaLibraryPath?: string;
+  /** Every flag `trace` parsed, to refuse those a daemon would ignore. */
+  flags: Record<string, unknown>;
 }
+
+// Flags of a workload run that mean nothing to the daemon: refused rather than ignored.
+const WORKLOAD_FLAGS: Record<string, string> = {
+  workload: "--workload",
+  tenants: "--tenants",
+  requests: "--requests",
+  tokens: "--tokens",
+  seed: "--seed",
+  concurrency: "--concurrency",
+  verifySamples: "--verify-samples",
+  ttlSec: "--ttl-sec",
+  maxReuse: "--max-reuse",
+  json: "--json",
+};
 
 /**
  * Runs the daemon until SIGTERM or SIGINT.
@@ -65,6 +81,15 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
     throw new KvhError(
       "flag_invalid",
       `Invalid --listen ${options.listen}: expected unix:PATH (a Unix socket path)`,
+    );
+  }
+  const ignored = Object.keys(WORKLOAD_FLAGS).filter((key) => options.flags[key] !== undefined);
+  if (ignored.length > 0) {
+    throw new KvhError(
+      "flag_invalid",
+      `Invalid ${
+        WORKLOAD_FLAGS[ignored[0]!]
+      } with --listen: it applies to a workload run, not to the daemon`,
     );
   }
   if (options.verify !== "full") {

@@ -278,6 +278,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       observe,
       device,
       cudaLibraryPath,
+      flags: { ...flags },
     });
   }
   const keep: Deno.PermissionName[] = device === "cpu"

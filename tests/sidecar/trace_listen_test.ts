@@ -88,6 +88,10 @@ Deno.test("kvh trace --listen refuses an open socket directory, a bad --listen a
         /--pool-dir/,
       ],
       [["--listen", `unix:${join(dir, "s", "k.sock")}`, "--device", "webgpu"], /webgpu/],
+      [
+        ["--listen", `unix:${join(dir, "s", "k.sock")}`, "--requests", "5"],
+        /Invalid --requests with --listen/,
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await runKvh(["trace", ...args, "--log-dir", join(dir, "logs")]);
