@@ -9,7 +9,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
 import type { ForensicLogOptions } from "../lib/forensic/mod.ts";
 import { checkpointer, parseSignerKey } from "../lib/transparency/mod.ts";
-import { envNumber, envString, numberOption, readSecretFile } from "./_common.ts";
+import { numberSetting, readSecretFile, setting, textSetting, withEnv } from "./_common.ts";
 
 /** The parsed checkpoint flags. */
 export interface CheckpointFlags {
@@ -22,6 +22,8 @@ export interface CheckpointFlags {
 
 const DEFAULT_EVERY = 1000;
 const DEFAULT_INTERVAL_SEC = 60;
+const EVERY_RECORDS = numberSetting({ integer: true, min: 1 });
+const EVERY_SECONDS = numberSetting({ min: 0.001 });
 
 /** Adds the checkpoint flags to a command. */
 // deno-lint-ignore no-explicit-any -- commander's typed Command carries per-command generics; the flags are read back through CheckpointFlags.
@@ -29,21 +31,31 @@ export function addCheckpointOptions<C extends Command<any, any, any>>(command: 
   command
     .option(
       "--signing-key-file <file>",
-      "sign checkpoints with this Ed25519 signer key from kvh keygen, 0600 (env KV_SIGNING_KEY_FILE)",
+      withEnv(
+        "sign checkpoints with this Ed25519 signer key from kvh keygen, 0600",
+        "KV_SIGNING_KEY_FILE",
+      ),
     )
     .option(
       "--checkpoint-file <file>",
-      "write the latest signed checkpoint here, atomically; put it on another volume (env KV_CHECKPOINT_FILE)",
+      withEnv(
+        "write the latest signed checkpoint here, atomically; put it on another volume",
+        "KV_CHECKPOINT_FILE",
+      ),
     )
     .option(
       "--checkpoint-every <n>",
-      `sign a checkpoint every N records (env KV_CHECKPOINT_EVERY, default ${DEFAULT_EVERY})`,
-      numberOption("--checkpoint-every", { integer: true, min: 1 }),
+      withEnv("sign a checkpoint every N records", "KV_CHECKPOINT_EVERY", DEFAULT_EVERY),
+      (text) => EVERY_RECORDS(text, "--checkpoint-every"),
     )
     .option(
       "--checkpoint-interval-sec <s>",
-      `and at least every S seconds while records come (env KV_CHECKPOINT_INTERVAL_SEC, default ${DEFAULT_INTERVAL_SEC})`,
-      numberOption("--checkpoint-interval-sec", { min: 0.001 }),
+      withEnv(
+        "and at least every S seconds while records come",
+        "KV_CHECKPOINT_INTERVAL_SEC",
+        DEFAULT_INTERVAL_SEC,
+      ),
+      (text) => EVERY_SECONDS(text, "--checkpoint-interval-sec"),
     )
     .option(
       "--checkpoint-history",
@@ -54,7 +66,7 @@ export function addCheckpointOptions<C extends Command<any, any, any>>(command: 
 
 /** The checkpoint file flags name, for the output guard; undefined when none. */
 export function checkpointFileOf(flags: CheckpointFlags): string | undefined {
-  return flags.checkpointFile ?? envString("KV_CHECKPOINT_FILE");
+  return setting(flags.checkpointFile, "KV_CHECKPOINT_FILE", textSetting);
 }
 
 /**
@@ -67,7 +79,7 @@ export function checkpointFileOf(flags: CheckpointFlags): string | undefined {
 export async function resolveCheckpointer(
   flags: CheckpointFlags,
 ): Promise<ForensicLogOptions["observe"]> {
-  const keyFile = flags.signingKeyFile ?? envString("KV_SIGNING_KEY_FILE");
+  const keyFile = setting(flags.signingKeyFile, "KV_SIGNING_KEY_FILE", textSetting);
   const checkpointFile = checkpointFileOf(flags);
   if (keyFile === undefined && checkpointFile === undefined) return undefined;
   if (keyFile === undefined || checkpointFile === undefined) {
@@ -76,15 +88,11 @@ export async function resolveCheckpointer(
       "Invalid arguments: --signing-key-file and --checkpoint-file go together",
     );
   }
-  const everyRecords = flags.checkpointEvery ?? envNumber("KV_CHECKPOINT_EVERY") ?? DEFAULT_EVERY;
-  const everySeconds = flags.checkpointIntervalSec ?? envNumber("KV_CHECKPOINT_INTERVAL_SEC") ??
-    DEFAULT_INTERVAL_SEC;
-  if (!Number.isSafeInteger(everyRecords) || everyRecords < 1 || !(everySeconds > 0)) {
-    throw new KvhError(
-      "env_invalid",
-      "Invalid KV_CHECKPOINT_EVERY or KV_CHECKPOINT_INTERVAL_SEC: expected positive numbers",
-    );
-  }
+  const everyRecords = setting(flags.checkpointEvery, "KV_CHECKPOINT_EVERY", EVERY_RECORDS) ??
+    DEFAULT_EVERY;
+  const everySeconds =
+    setting(flags.checkpointIntervalSec, "KV_CHECKPOINT_INTERVAL_SEC", EVERY_SECONDS) ??
+      DEFAULT_INTERVAL_SEC;
   const keyText = new TextDecoder().decode(await readSecretFile(keyFile, "--signing-key-file"));
   const signer = parseSignerKey(keyText);
   return checkpointer({

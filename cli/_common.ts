@@ -1,6 +1,7 @@
 /**
- * Helpers every subcommand shares: exit-code mapping, secrets from files, environment fallbacks,
- * permission revocation and colour detection. Business rules live in lib/, never here.
+ * Helpers every subcommand shares: exit-code mapping, secrets from files, settings (flag >
+ * environment > default, resolved once, here), output files, permission revocation and colour
+ * detection. Business rules live in lib/, never here.
  *
  * @module
  */
@@ -151,51 +152,128 @@ export function envString(name: string): string | undefined {
 }
 
 /**
- * A finite number from the environment, or `undefined` when unset or empty. A value that is not a
- * number is a usage error naming the variable, never a silent default.
+ * Parses a setting's text; `source` is the flag or environment variable it came from, named in
+ * the error (`flag_invalid` for a flag, `env_invalid` for a variable, exit 1).
  */
-export function envNumber(name: string): number | undefined {
-  const text = envString(name);
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isFinite(value) || text.trim() === "") {
-    throw new KvhError(
-      "env_invalid",
-      `Invalid ${name}: expected a number, got ${JSON.stringify(text)}`,
+export type SettingParser<T> = (text: string, source: string) => T;
+
+/** The code of a bad setting value: `flag_invalid` for a flag, `env_invalid` for a variable. */
+export function settingErrorCode(source: string): "flag_invalid" | "env_invalid" {
+  return source.startsWith("-") ? "flag_invalid" : "env_invalid";
+}
+
+/** The usage error of a bad setting value, coded by where it came from. */
+export function invalidSetting(source: string, why: string): KvhError {
+  return new KvhError(settingErrorCode(source), `Invalid ${source}: ${why}`);
+}
+
+/**
+ * One setting, resolved as DESIGN.md §3 says once for every command: the flag's value, else the
+ * environment variable's (an empty variable counts as unset, as in the Python tool), else
+ * `undefined` for the caller's `?? default`. The variable's text goes through `parse`, so a bad
+ * value is a usage error naming the variable, never a silent default.
+ *
+ * @param flagValue What commander parsed from the flag, if it was given.
+ * @param env The environment variable.
+ * @param parse Parser of the variable's text (the flag's own parser should be the same one).
+ * @returns The value, or `undefined` when neither source has one.
+ */
+export function setting<T>(
+  flagValue: T | undefined,
+  env: string,
+  parse: SettingParser<T>,
+): T | undefined {
+  if (flagValue !== undefined) return flagValue;
+  const text = envString(env);
+  return text === undefined ? undefined : parse(text, env);
+}
+
+/** A setting's text as is: paths and names. */
+export const textSetting: SettingParser<string> = (text) => text;
+
+/**
+ * How `--help` names a setting's variable and default, the same way for every command:
+ * `<help> (env NAME; default D)`.
+ *
+ * @param help What the option does.
+ * @param env The environment variable.
+ * @param fallback The default, as shown, when there is one.
+ */
+export function withEnv(help: string, env: string, fallback?: string | number): string {
+  return `${help} (env ${env}${fallback === undefined ? "" : `; default ${fallback}`})`;
+}
+
+/** Bounds of {@linkcode numberSetting}. */
+export interface NumberBounds {
+  /** Reject fractions. */
+  integer?: boolean;
+  /** Smallest value accepted. */
+  min?: number;
+  /** Largest value accepted. */
+  max?: number;
+}
+
+// Decimal only: Number() would also take `0x10`, `1e3`, `Infinity` and whitespace.
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
+/**
+ * A parser of decimal numbers within bounds, for a flag and its variable alike.
+ *
+ * @param bounds Whole numbers only, and the range.
+ * @returns The parser.
+ */
+export function numberSetting(bounds: NumberBounds = {}): SettingParser<number> {
+  return (text, source) => {
+    const value = DECIMAL.test(text) ? Number(text) : NaN;
+    if (!Number.isFinite(value)) {
+      throw invalidSetting(source, `expected a decimal number, got ${JSON.stringify(text)}`);
+    }
+    if (bounds.integer && !Number.isInteger(value)) {
+      throw invalidSetting(source, `expected an integer, got ${text}`);
+    }
+    if (bounds.min !== undefined && value < bounds.min) {
+      throw invalidSetting(source, `must be at least ${bounds.min}, got ${text}`);
+    }
+    if (bounds.max !== undefined && value > bounds.max) {
+      throw invalidSetting(source, `must be at most ${bounds.max}, got ${text}`);
+    }
+    return value;
+  };
+}
+
+/** The spellings a boolean variable accepts (README, Configuration); anything else is an error. */
+const BOOLEANS: Record<string, boolean> = {
+  "1": true,
+  true: true,
+  yes: true,
+  on: true,
+  "0": false,
+  false: false,
+  no: false,
+  off: false,
+};
+
+/** A boolean variable: `1/true/yes/on` or `0/false/no/off`, any case; anything else is an error. */
+export const booleanSetting: SettingParser<boolean> = (text, source) => {
+  const value = BOOLEANS[text.trim().toLowerCase()];
+  if (value === undefined) {
+    throw invalidSetting(
+      source,
+      `expected one of 1, true, yes, on, 0, false, no, off, got ${JSON.stringify(text)}`,
     );
   }
   return value;
-}
+};
 
 /**
  * Parses a numeric flag value for commander; a bad value is a usage error naming the flag.
  *
  * @param flag The flag's name, used in the message.
- * @param options `integer` rejects fractions; `min` rejects smaller values.
+ * @param bounds Whole numbers only, and the range.
  */
-export function numberOption(
-  flag: string,
-  options: { integer?: boolean; min?: number } = {},
-): (text: string) => number {
-  return (text: string) => {
-    const value = Number(text);
-    if (text.trim() === "" || !Number.isFinite(value)) {
-      throw new KvhError(
-        "flag_invalid",
-        `Invalid ${flag}: expected a number, got ${JSON.stringify(text)}`,
-      );
-    }
-    if (options.integer && !Number.isInteger(value)) {
-      throw new KvhError("flag_invalid", `Invalid ${flag}: expected an integer, got ${text}`);
-    }
-    if (options.min !== undefined && value < options.min) {
-      throw new KvhError(
-        "flag_invalid",
-        `Invalid ${flag}: must be at least ${options.min}, got ${text}`,
-      );
-    }
-    return value;
-  };
+export function numberOption(flag: string, bounds: NumberBounds = {}): (text: string) => number {
+  const parse = numberSetting(bounds);
+  return (text) => parse(text, flag);
 }
 
 /**

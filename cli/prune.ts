@@ -13,44 +13,25 @@ import {
   type CheckpointFlags,
   resolveCheckpointer,
 } from "./_checkpoint_options.ts";
+import { DEFAULT_LOG_FILE } from "../lib/forensic/chain_files.ts";
 import type { PruneReport, PruneVerification } from "../lib/retention/mod.ts";
 import {
-  envString,
   guardOutputs,
-  numberOption,
+  numberSetting,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
+  setting,
+  textSetting,
+  withEnv,
   writeOutput,
 } from "./_common.ts";
 
 /** kvh's own layout (`kvh trace` writes forensics/kv_cache.log); the Python tool used /var/forensics. */
 const DEFAULT_LOG_DIR = "forensics";
-const DEFAULT_LOG_FILE = "kv_cache.log";
 
-/** A whole number >= 0 from a flag or, failing that, the environment; a bad value names its source. */
-function countSetting(
-  flagValue: number | undefined,
-  envName: string,
-  integer: boolean,
-): number | undefined {
-  if (flagValue !== undefined) return flagValue;
-  const text = envString(envName);
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (
-    text.trim() === "" || !Number.isFinite(value) || value < 0 ||
-    (integer && !Number.isInteger(value))
-  ) {
-    throw new KvhError(
-      "env_invalid",
-      `Invalid ${envName}: expected a ${integer ? "whole number" : "number"} >= 0, got ${
-        JSON.stringify(text)
-      }`,
-    );
-  }
-  return value;
-}
+const DAYS = numberSetting({ min: 0 });
+const COUNT = numberSetting({ integer: true, min: 0 });
 
 function describeVerification(label: string, verification: PruneVerification): string {
   if (verification.ok) {
@@ -110,49 +91,55 @@ export function pruneCommand() {
     )
     .option(
       "--log-dir <dir>",
-      `log directory (env LOG_DIR, default ${DEFAULT_LOG_DIR}; the Python tool's was /var/forensics)`,
+      withEnv("log directory (the Python tool's was /var/forensics)", "LOG_DIR", DEFAULT_LOG_DIR),
     )
-    .option("--log-file <name>", `active log file name (env LOG_FILE, default ${DEFAULT_LOG_FILE})`)
+    .option("--log-file <name>", withEnv("active log file name", "LOG_FILE", DEFAULT_LOG_FILE))
     .option(
       "--retention-days <days>",
-      "remove rotated files rotated more than this many days ago (env RETENTION_DAYS)",
-      numberOption("--retention-days", { min: 0 }),
+      withEnv("remove rotated files rotated more than this many days ago", "RETENTION_DAYS"),
+      (text) => DAYS(text, "--retention-days"),
     )
     .option(
       "--max-rotated <n>",
-      "keep at most this many rotated files, the newest; 0 removes all (env MAX_ROTATED)",
-      numberOption("--max-rotated", { integer: true, min: 0 }),
+      withEnv("keep at most this many rotated files, the newest; 0 removes all", "MAX_ROTATED"),
+      (text) => COUNT(text, "--max-rotated"),
     )
     .option(
       "--archive-dir <dir>",
-      "move removed files here (0600, never overwriting) instead of deleting (env ARCHIVE_DIR)",
+      withEnv(
+        "move removed files here (0600, never overwriting) instead of deleting",
+        "ARCHIVE_DIR",
+      ),
     )
     .option(
       "--out <file>",
-      "write the before/after report JSON here, 0600, atomically (env VERDICT_OUT)",
+      withEnv("write the before/after report JSON here, 0600, atomically", "VERDICT_OUT"),
     )
     .option("--dry-run", "print the plan and change nothing")
     .option(
       "--hmac-key-file <file>",
-      "HMAC key of the log, required when it carries MACs (env FORENSIC_HMAC_SECRET)",
+      withEnv(
+        "HMAC key file of the log (0600), required when it carries MACs",
+        "FORENSIC_HMAC_SECRET",
+      ),
     )
     .option("--json", "print the report as one JSON document");
   return addCheckpointOptions(command).action((parsed) =>
     runAction(async () => {
       // The checkpoint flags are added by a shared helper, outside commander's typed chain.
       const options = parsed as typeof parsed & CheckpointFlags;
-      const dir = options.logDir ?? envString("LOG_DIR") ?? DEFAULT_LOG_DIR;
-      const file = options.logFile ?? envString("LOG_FILE") ?? DEFAULT_LOG_FILE;
+      const dir = setting(options.logDir, "LOG_DIR", textSetting) ?? DEFAULT_LOG_DIR;
+      const file = setting(options.logFile, "LOG_FILE", textSetting) ?? DEFAULT_LOG_FILE;
       if (file.includes("/") || file === "." || file === "..") {
         throw new KvhError(
           "flag_invalid",
           `Invalid --log-file ${JSON.stringify(file)}: expected a file name`,
         );
       }
-      const retentionDays = countSetting(options.retentionDays, "RETENTION_DAYS", false);
-      const maxRotated = countSetting(options.maxRotated, "MAX_ROTATED", true);
-      const archiveDir = options.archiveDir ?? envString("ARCHIVE_DIR");
-      const out = options.out ?? envString("VERDICT_OUT");
+      const retentionDays = setting(options.retentionDays, "RETENTION_DAYS", DAYS);
+      const maxRotated = setting(options.maxRotated, "MAX_ROTATED", COUNT);
+      const archiveDir = setting(options.archiveDir, "ARCHIVE_DIR", textSetting);
+      const out = setting(options.out, "VERDICT_OUT", textSetting);
       await guardOutputs(`${dir}/${file}`, {
         "--out": out,
         "--checkpoint-file": checkpointFileOf(options),

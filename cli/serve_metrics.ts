@@ -6,7 +6,7 @@
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
-import { EXIT_USAGE, KvhError } from "../lib/errors.ts";
+import { EXIT_USAGE } from "../lib/errors.ts";
 import { createApp } from "../lib/server/app.ts";
 import { FileMetricsSource } from "../lib/server/metrics_source.ts";
 import {
@@ -16,17 +16,19 @@ import {
   serveHttp1,
 } from "../lib/server/serve_http1.ts";
 import {
-  envNumber,
-  envString,
-  numberOption,
+  numberSetting,
   readSecretFile,
   revokePermissionsExcept,
   runAction,
+  setting,
+  textSetting,
+  withEnv,
 } from "./_common.ts";
 
 const DEFAULT_FILE = "forensics/metrics.prom";
 const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_PORT = 9101;
+const PORT = numberSetting({ integer: true, min: 0, max: 65535 });
 const SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/i;
 
@@ -43,18 +45,25 @@ export function serveMetricsCommand() {
     )
     .option(
       "--file <path>",
-      `metrics textfile to serve (env METRICS_FILE; default ${DEFAULT_FILE})`,
+      withEnv("metrics textfile to serve", "METRICS_FILE", DEFAULT_FILE),
     )
     .option(
       "--host <address>",
-      `address to bind (env METRICS_BIND; default ${DEFAULT_HOST}, loopback only; the Python ` +
-        "tool bound 0.0.0.0: pass it explicitly to listen on every interface)",
+      withEnv(
+        "address to bind, loopback by default (the Python tool bound 0.0.0.0: pass it " +
+          "explicitly to listen on every interface)",
+        "METRICS_BIND",
+        DEFAULT_HOST,
+      ),
     )
     .option(
       "--port <n>",
-      `TCP port, 0 picks a free one (env METRICS_PORT; default ${DEFAULT_PORT}, not the Python ` +
-        "tool's 8000)",
-      numberOption("--port", { integer: true, min: 0 }),
+      withEnv(
+        "TCP port, 0 picks a free one (the Python tool's was 8000)",
+        "METRICS_PORT",
+        DEFAULT_PORT,
+      ),
+      (text) => PORT(text, "--port"),
     )
     .option(
       "--token-file <path>",
@@ -63,12 +72,9 @@ export function serveMetricsCommand() {
     )
     .action((options) =>
       runAction(async () => {
-        const file = options.file ?? envString("METRICS_FILE") ?? DEFAULT_FILE;
-        const hostname = options.host ?? envString("METRICS_BIND") ?? DEFAULT_HOST;
-        const port = options.port ?? envNumber("METRICS_PORT") ?? DEFAULT_PORT;
-        if (!Number.isInteger(port) || port < 0 || port > 65535) {
-          throw new KvhError("flag_invalid", `Invalid port: expected 0 to 65535, got ${port}`);
-        }
+        const file = setting(options.file, "METRICS_FILE", textSetting) ?? DEFAULT_FILE;
+        const hostname = setting(options.host, "METRICS_BIND", textSetting) ?? DEFAULT_HOST;
+        const port = setting(options.port, "METRICS_PORT", PORT) ?? DEFAULT_PORT;
         const token = options.tokenFile === undefined
           ? undefined
           : await readSecretFile(options.tokenFile, "--token-file");

@@ -42,15 +42,22 @@ import {
   type WorkloadSummary,
 } from "../lib/workload/mod.ts";
 import {
+  booleanSetting,
   describeIoError,
-  envNumber,
   envString,
   guardOutputs,
+  invalidSetting,
   numberOption,
+  numberSetting,
   printError,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
+  setting,
+  settingErrorCode,
+  type SettingParser,
+  textSetting,
+  withEnv,
   writeOutput,
 } from "./_common.ts";
 import { parseThresholdText, thresholdSpec } from "../lib/gate/thresholds.ts";
@@ -107,12 +114,11 @@ interface TraceFlags extends CheckpointFlags {
   poolDir?: string[];
 }
 
-function envBoolean(name: string): boolean | undefined {
-  const text = envString(name);
-  return text === undefined
-    ? undefined
-    : ["1", "true", "yes", "on"].includes(text.trim().toLowerCase());
-}
+const VERIFY_SAMPLES = numberSetting({ integer: true, min: 1 });
+const TTL_SEC = numberSetting();
+const MAX_REUSE = numberSetting({ integer: true });
+const COVERAGE_PCT: SettingParser<number> = (text, source) =>
+  parseThresholdText(thresholdSpec("coverageMinPct"), text, source, settingErrorCode(source));
 
 /** Builds the `trace` subcommand. */
 export function traceCommand() {
@@ -154,16 +160,17 @@ export function traceCommand() {
       `requests in flight (default ${DEFAULTS.concurrency})`,
       numberOption("--concurrency", { integer: true, min: 1 }),
     )
-    .option("--log-dir <dir>", `forensic log directory (env LOG_DIR, default ${DEFAULTS.logDir})`)
-    .option(
-      "--log-file <name>",
-      `forensic log file name (env LOG_FILE, default ${DEFAULTS.logFile})`,
-    )
+    .option("--log-dir <dir>", withEnv("forensic log directory", "LOG_DIR", DEFAULTS.logDir))
+    .option("--log-file <name>", withEnv("forensic log file name", "LOG_FILE", DEFAULTS.logFile))
     .option(
       "--max-log-bytes <n>",
-      `rotate the active log file before it would grow past n bytes, a decimal of at least ` +
-        `${MIN_LOG_BYTES} (env LOG_MAX_BYTES, default ${DEFAULTS.maxLogBytes}: 64 MiB)`,
-      (text) => parseLogBytes(text, "--max-log-bytes", "flag_invalid"),
+      withEnv(
+        `rotate the active log file before it would grow past n bytes, a decimal of at least ` +
+          MIN_LOG_BYTES,
+        "LOG_MAX_BYTES",
+        `${DEFAULTS.maxLogBytes} (64 MiB)`,
+      ),
+      (text) => parseLogBytes(text, "--max-log-bytes"),
     )
     .option(
       "--metrics-json <file>",
@@ -171,7 +178,7 @@ export function traceCommand() {
     )
     .option(
       "--metrics-prom <file>",
-      "Prometheus textfile (env METRICS_FILE, default <log-dir>/metrics.prom)",
+      withEnv("Prometheus textfile", "METRICS_FILE", "<log-dir>/metrics.prom"),
     )
     .addOption(
       new Option(
@@ -181,26 +188,48 @@ export function traceCommand() {
     )
     .option(
       "--verify-samples <n>",
-      `positions read in sample mode (env KV_VERIFY_SAMPLES_DEFAULT, default ${DEFAULTS.verifySamples})`,
-      numberOption("--verify-samples", { integer: true, min: 1 }),
+      withEnv("positions read in sample mode", "KV_VERIFY_SAMPLES_DEFAULT", DEFAULTS.verifySamples),
+      (text) => VERIFY_SAMPLES(text, "--verify-samples"),
     )
-    .option("--double-pass", "zero every buffer twice (env KV_DOUBLE_PASS_DEFAULT)")
+    .option(
+      "--double-pass",
+      withEnv(
+        "zero every buffer twice (the variable takes 1/true/yes/on or 0/false/no/off)",
+        "KV_DOUBLE_PASS_DEFAULT",
+        "off",
+      ),
+    )
     .option(
       "--ttl-sec <s>",
-      "buffer TTL from allocation; 0 or less quarantines at first use (env KV_DEFAULT_TTL_SEC, default none)",
-      numberOption("--ttl-sec"),
+      withEnv(
+        "buffer TTL from allocation; 0 or less quarantines at first use",
+        "KV_DEFAULT_TTL_SEC",
+        "none",
+      ),
+      (text) => TTL_SEC(text, "--ttl-sec"),
     )
     .option(
       "--max-reuse <n>",
-      `hand-offs per buffer; 0 quarantines any reuse, negative is unlimited (env KV_DEFAULT_MAX_REUSE, default ${TRACE_DEFAULT_MAX_REUSE})`,
-      numberOption("--max-reuse", { integer: true }),
+      withEnv(
+        "hand-offs per buffer; 0 quarantines any reuse, negative is unlimited",
+        "KV_DEFAULT_MAX_REUSE",
+        TRACE_DEFAULT_MAX_REUSE,
+      ),
+      (text) => MAX_REUSE(text, "--max-reuse"),
     )
     .option(
       "--coverage-threshold <pct>",
-      `verified coverage a free needs, percent (env KV_COVERAGE_THRESHOLD, default ${DEFAULTS.coverageThreshold})`,
-      (text) => parseThresholdText(thresholdSpec("coverageMinPct"), text, "--coverage-threshold"),
+      withEnv(
+        "verified coverage a free needs, percent",
+        "KV_COVERAGE_THRESHOLD",
+        DEFAULTS.coverageThreshold,
+      ),
+      (text) => COVERAGE_PCT(text, "--coverage-threshold"),
     )
-    .option("--hmac-key-file <file>", "HMAC key of the log, 0600 (env FORENSIC_HMAC_SECRET)")
+    .option(
+      "--hmac-key-file <file>",
+      withEnv("HMAC key file of the log (0600)", "FORENSIC_HMAC_SECRET"),
+    )
     .option("--json", "print the summary as one JSON document")
     .option(
       "--listen <unix:PATH>",
@@ -218,46 +247,27 @@ export function traceCommand() {
 
 async function runTrace(flags: TraceFlags): Promise<number> {
   refuseIgnoredFlags(flags);
-  const logDir = flags.logDir ?? envString("LOG_DIR") ?? DEFAULTS.logDir;
-  const logFile = flags.logFile ?? envString("LOG_FILE") ?? DEFAULTS.logFile;
-  const envLogBytes = envString("LOG_MAX_BYTES");
-  const maxLogBytes = flags.maxLogBytes ??
-    (envLogBytes === undefined
-      ? DEFAULTS.maxLogBytes
-      : parseLogBytes(envLogBytes, "LOG_MAX_BYTES", "env_invalid"));
+  const logDir = setting(flags.logDir, "LOG_DIR", textSetting) ?? DEFAULTS.logDir;
+  const logFile = setting(flags.logFile, "LOG_FILE", textSetting) ?? DEFAULTS.logFile;
+  const maxLogBytes = setting(flags.maxLogBytes, "LOG_MAX_BYTES", parseLogBytes) ??
+    DEFAULTS.maxLogBytes;
   const metricsJson = flags.metricsJson ?? join(logDir, "coverage.json");
-  const metricsProm = flags.metricsProm ?? envString("METRICS_FILE") ??
+  const metricsProm = setting(flags.metricsProm, "METRICS_FILE", textSetting) ??
     join(logDir, "metrics.prom");
   await guardOutputs(join(logDir, logFile), {
     "--metrics-json": metricsJson,
     "--metrics-prom": metricsProm,
     "--checkpoint-file": checkpointFileOf(flags),
   });
-  const envCoverage = envString("KV_COVERAGE_THRESHOLD");
-  const coverageThreshold = flags.coverageThreshold ??
-    (envCoverage === undefined ? DEFAULTS.coverageThreshold : parseThresholdText(
-      thresholdSpec("coverageMinPct"),
-      envCoverage,
-      "KV_COVERAGE_THRESHOLD",
-      "env_invalid",
-    ));
-  const verifySamples = flags.verifySamples ?? envNumber("KV_VERIFY_SAMPLES_DEFAULT") ??
+  const coverageThreshold =
+    setting(flags.coverageThreshold, "KV_COVERAGE_THRESHOLD", COVERAGE_PCT) ??
+      DEFAULTS.coverageThreshold;
+  const verifySamples = setting(flags.verifySamples, "KV_VERIFY_SAMPLES_DEFAULT", VERIFY_SAMPLES) ??
     DEFAULTS.verifySamples;
-  const doublePass = flags.doublePass ?? envBoolean("KV_DOUBLE_PASS_DEFAULT") ?? false;
-  const ttlSec = flags.ttlSec ?? envNumber("KV_DEFAULT_TTL_SEC");
-  const maxReuse = flags.maxReuse ?? envNumber("KV_DEFAULT_MAX_REUSE") ?? TRACE_DEFAULT_MAX_REUSE;
-  if (!Number.isInteger(maxReuse)) {
-    throw new KvhError(
-      "env_invalid",
-      `Invalid KV_DEFAULT_MAX_REUSE: expected an integer, got ${maxReuse}`,
-    );
-  }
-  if (!Number.isInteger(verifySamples) || verifySamples < 1) {
-    throw new KvhError(
-      "env_invalid",
-      `Invalid KV_VERIFY_SAMPLES_DEFAULT: expected a positive integer, got ${verifySamples}`,
-    );
-  }
+  const doublePass = setting(flags.doublePass, "KV_DOUBLE_PASS_DEFAULT", booleanSetting) ?? false;
+  const ttlSec = setting(flags.ttlSec, "KV_DEFAULT_TTL_SEC", TTL_SEC);
+  const maxReuse = setting(flags.maxReuse, "KV_DEFAULT_MAX_REUSE", MAX_REUSE) ??
+    TRACE_DEFAULT_MAX_REUSE;
   const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
   const observe = await resolveCheckpointer(flags);
   const device = flags.device as DeviceChoice;
@@ -426,14 +436,12 @@ function refuseIgnoredFlags(flags: TraceFlags): void {
 }
 
 // Decimal digits only: Number() would also take `0x1000`, `1e4` and `4096.0`.
-function parseLogBytes(text: string, name: string, code: "flag_invalid" | "env_invalid"): number {
+function parseLogBytes(text: string, source: string): number {
   const value = /^[0-9]+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < MIN_LOG_BYTES) {
-    throw new KvhError(
-      code,
-      `Invalid ${name}: expected a decimal byte count of at least ${MIN_LOG_BYTES}, got ${
-        JSON.stringify(text)
-      }`,
+    throw invalidSetting(
+      source,
+      `expected a decimal byte count of at least ${MIN_LOG_BYTES}, got ${JSON.stringify(text)}`,
     );
   }
   return value;

@@ -13,16 +13,18 @@ import {
   type VerifyCheckpointFlags,
   wantsCheckpoints,
 } from "./_verify_checkpoints.ts";
-import { verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
+import { DEFAULT_LOG_FILE, verifyLog, type VerifyLogReport } from "../lib/forensic/mod.ts";
 import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import {
-  envString,
   guardOutputs,
   numberOption,
   resolveHmacKey,
   revokePermissionsExcept,
   runAction,
+  setting,
+  textSetting,
   useColor,
+  withEnv,
   writeOutput,
 } from "./_common.ts";
 
@@ -34,18 +36,21 @@ export function verifyCommand() {
         "format v2 and the Python tool's format v1.\n\n" +
         "Exit codes: 0 verified, 2 integrity failure (any defect in a readable log), 1 usage or I/O error.",
     )
-    .argument("[log]", "active log file (default: $LOG_DIR/$LOG_FILE when either is set)")
-    .option("--log-dir <dir>", "log directory, as the Python tool's verify_logs (env LOG_DIR)")
+    .argument("[log]", "active log file (default: --log-dir/--log-file, when either is set)")
+    .option(
+      "--log-dir <dir>",
+      withEnv("log directory, as the Python tool's verify_logs", "LOG_DIR"),
+    )
     .option(
       "--log-file <name>",
-      "active file name in --log-dir (env LOG_FILE, default kv_cache.log)",
+      withEnv("active file name in --log-dir", "LOG_FILE", DEFAULT_LOG_FILE),
     )
     .option("--active-only", "verify only the active file, not the rotated files before it")
-    .option("--hmac-key-file <file>", "HMAC key file (0600); env FORENSIC_HMAC_SECRET otherwise")
+    .option("--hmac-key-file <file>", withEnv("HMAC key file (0600)", "FORENSIC_HMAC_SECRET"))
     .option("--json", "print the report as one JSON document")
     .option(
       "--out <file>",
-      "also write the JSON report to this file, atomically, 0600 (env VERDICT_OUT)",
+      withEnv("also write the JSON report to this file, atomically, 0600", "VERDICT_OUT"),
     )
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
     .option(
@@ -57,8 +62,8 @@ export function verifyCommand() {
     runAction(async () => {
       // The checkpoint flags are added by their own module, outside commander's typed chain.
       const options = parsed as typeof parsed & VerifyCheckpointFlags;
+      const out = setting(options.out, "VERDICT_OUT", textSetting);
       if (wantsCheckpoints(options)) {
-        const out = options.out ?? envString("VERDICT_OUT");
         return await runCheckpointVerify(options, {
           logPath: () => resolveLogPath(log, options.logDir, options.logFile),
           verify: {
@@ -72,7 +77,6 @@ export function verifyCommand() {
       }
       const path = resolveLogPath(log, options.logDir, options.logFile);
       const hmacKey = await resolveHmacKey(options.hmacKeyFile);
-      const out = options.out ?? envString("VERDICT_OUT");
       await guardOutputs(path, { "--out": out });
       // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
       loadNativeDigests();
@@ -111,15 +115,15 @@ function resolveLogPath(
     }
     return log;
   }
-  const dir = logDir ?? envString("LOG_DIR");
-  const file = logFile ?? envString("LOG_FILE");
+  const dir = setting(logDir, "LOG_DIR", textSetting);
+  const file = setting(logFile, "LOG_FILE", textSetting);
   if (dir === undefined && file === undefined) {
     throw new KvhError(
       "flag_invalid",
       "Missing LOG: give the log file, or --log-dir/--log-file (env LOG_DIR, LOG_FILE)",
     );
   }
-  return join(dir ?? ".", file ?? "kv_cache.log");
+  return join(dir ?? ".", file ?? DEFAULT_LOG_FILE);
 }
 
 function summary(path: string, report: VerifyLogReport, color: boolean): string {

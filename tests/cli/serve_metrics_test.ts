@@ -230,7 +230,7 @@ Deno.test("serve-metrics exits 1 for a bad port or an unsafe token file", async 
   await withDir(async (dir) => {
     const bad = await runKvh(["serve-metrics", "--port", "70000"]);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /Invalid port: expected 0 to 65535, got 70000/);
+    assert.match(bad.stderr, /Invalid --port: must be at most 65535, got 70000/);
     const env = await runKvh(["serve-metrics"], { METRICS_PORT: "http" });
     assert.equal(env.code, 1);
     assert.match(env.stderr, /Invalid METRICS_PORT/);
