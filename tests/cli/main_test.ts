@@ -12,6 +12,12 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+function withoutInitCwd(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return { ...env, NO_COLOR: "1" };
+}
+
 Deno.test("VERSION is deno.json's version", () => {
   assert.equal(VERSION, JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).version);
 });
@@ -70,7 +76,10 @@ Deno.test("deno task kvh from another folder verifies that folder's log", async 
         "--json",
       ],
       cwd: dir,
-      env: { NO_COLOR: "1" },
+      // As from a shell: deno task keeps an INIT_CWD it inherits (as npm does), and this test
+      // may itself run under `deno task test`.
+      env: withoutInitCwd(),
+      clearEnv: true,
       stdout: "piped",
       stderr: "piped",
     }).output();
