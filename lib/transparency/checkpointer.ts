@@ -138,7 +138,21 @@ async function openCheckpointWriter(
     if (candidate !== undefined && hashEquals(candidate.root(), previous.root)) range = candidate;
   }
   range ??= await rebuild(log, previous, size);
-  return new CheckpointWriter(options, origin, range, headHash, previous?.size ?? -1);
+  return new CheckpointWriter(options, {
+    origin,
+    range,
+    headHash,
+    signedSize: previous?.size ?? -1,
+  });
+}
+
+/** Where a checkpoint writer starts. */
+interface WriterState {
+  origin: string;
+  range: CompactRange;
+  headHash: string | null;
+  /** Size of the last checkpoint signed; -1 before the first. */
+  signedSize: number;
 }
 
 class CheckpointWriter implements LogObserver {
@@ -152,18 +166,12 @@ class CheckpointWriter implements LogObserver {
   #signedAt: number;
   #now: () => number;
 
-  constructor(
-    options: ResolvedOptions,
-    origin: string,
-    range: CompactRange,
-    headHash: string | null,
-    signedSize: number,
-  ) {
+  constructor(options: ResolvedOptions, state: WriterState) {
     this.#options = options;
-    this.#origin = origin;
-    this.#range = range;
-    this.#headHash = headHash;
-    this.#signedSize = signedSize;
+    this.#origin = state.origin;
+    this.#range = state.range;
+    this.#headHash = state.headHash;
+    this.#signedSize = state.signedSize;
     this.#now = options.now ?? Date.now;
     this.#signedAt = this.#now();
   }
