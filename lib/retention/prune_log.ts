@@ -198,11 +198,17 @@ async function archiveFile(source: string, target: string, copied: boolean): Pro
   await syncDir(dirname(target));
   const [sourceInfo, targetInfo] = await Promise.all([Deno.stat(source), Deno.stat(target)]);
   if (sameFile(sourceInfo, targetInfo)) {
-    throw new Error(`the archive copy ${target} is the same file`);
+    throw new KvhError(
+      "archive_same_file",
+      `Cannot archive ${source}: its copy ${target} is the same file (deleting it would lose it)`,
+    );
   }
   const [want, got] = await Promise.all([fileSha256(source), fileSha256(target)]);
   if (want !== got) {
-    throw new Error(`the archive copy ${target} has SHA-256 ${got}, the file ${want}`);
+    throw new KvhError(
+      "archive_mismatch",
+      `Cannot archive ${source}: its copy ${target} has SHA-256 ${got}, the file ${want}`,
+    );
   }
 }
 
@@ -305,6 +311,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
       await Deno.remove(candidate.path);
       await syncDir(dir);
     } catch (error) {
+      if (error instanceof KvhError) throw error;
       throw new KvhError(
         "prune_move_failed",
         `Cannot ${archiveDir === undefined ? "delete" : "archive"} ${candidate.path}: ${
