@@ -66,10 +66,17 @@ export async function guardOutputs(
   await refuseEvidenceOutputs(log, targets);
 }
 
+/**
+ * Deno's advice on a denied permission ("…, run again with the --allow-read flag"): kvh's
+ * permissions are its own choice (DESIGN.md §3, least privilege), so the advice is dropped.
+ */
+const DENO_PERMISSION_ADVICE = /,? (run again with|specify the required permissions)[^:]*$/;
+
 /** Prints an error as one line on stderr, without a stack unless KVH_DEBUG is set. */
 export function printError(error: unknown): void {
   const message = error instanceof Error ? error.message : String(error);
-  console.error(`kvh: ${message.split("\n")[0]}`);
+  const line = (message.split("\n")[0] ?? "").replace(DENO_PERMISSION_ADVICE, "");
+  console.error(`kvh: ${line}`);
   // The command may have revoked env access already; a diagnostic must never crash on that.
   const canReadEnv =
     Deno.permissions.querySync({ name: "env", variable: "KVH_DEBUG" }).state === "granted";

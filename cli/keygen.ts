@@ -13,9 +13,9 @@ import { revokePermissionsExcept, runAction } from "./_common.ts";
 export function keygenCommand() {
   return new Command("keygen")
     .description(
-      "Create an Ed25519 key pair for signed checkpoints (C2SP signed-note encodings):\n" +
-        "DIR/NAME.key (signer key, 0600, never overwritten) and DIR/NAME.pub (verifier key).\n" +
-        "DIR is created 0700 when missing. Keep NAME.key on the host that writes the log and\n" +
+      "Create an Ed25519 key pair for signed checkpoints (C2SP signed-note encodings): " +
+        "DIR/NAME.key (signer key, 0600, never overwritten) and DIR/NAME.pub (verifier key). " +
+        "DIR is created 0700 when missing. Keep NAME.key on the host that writes the log and " +
         "give NAME.pub to whoever verifies it.\n\n" +
         "Exit codes: 0 written, 1 usage or I/O error (including an existing key file).",
     )

@@ -76,8 +76,24 @@ export async function buildProgram(
     const command = await COMMANDS[name]!.load();
     program.addCommand(command.exitOverride());
   }
+  // addCommand does not pass settings down, so each command gets them here.
+  for (const command of [program, ...program.commands]) {
+    command.configureHelp(HELP_LAYOUT).configureOutput(ERROR_OUTPUT);
+  }
   return program;
 }
+
+/**
+ * Help wraps at the terminal's width (commander's default gives up below 40 columns for the
+ * option descriptions, which left long lines on an 80-column terminal).
+ */
+const HELP_LAYOUT = { minWidthToWrap: 24 };
+
+/** commander's own usage errors in kvh's shape: `kvh: Invalid arguments: unknown option '--x'`. */
+const ERROR_OUTPUT = {
+  outputError: (text: string, write: (text: string) => void) =>
+    write(text.replace(/^error: /, "kvh: Invalid arguments: ")),
+};
 
 /**
  * What `kvh --version` prints: kvh's version, Deno's, and where the CUDA library and the native

@@ -40,7 +40,7 @@ function log(line: string): void {
 export function serveMetricsCommand() {
   return new Command("serve-metrics")
     .description(
-      "Serve the Prometheus textfile at GET /metrics (from memory, reloaded when the file\n" +
+      "Serve the Prometheus textfile at GET /metrics (from memory, reloaded when the file " +
         "changes, 503 while it is missing) and GET /healthz until SIGINT or SIGTERM.",
     )
     .option(

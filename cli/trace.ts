@@ -511,6 +511,11 @@ async function openWorkload(flags: TraceFlags): Promise<OpenedWorkload> {
   }
   try {
     const file = await Deno.open(flags.workload, { read: true });
+    // Opening a directory succeeds; reading it would fail later as a bare "Is a directory".
+    if ((await file.stat()).isDirectory) {
+      file.close();
+      throw new Deno.errors.IsADirectory(flags.workload);
+    }
     return {
       requests: parseWorkload(file.readable, flags.workload),
       close: () => closeQuietly(file),

@@ -28,11 +28,17 @@ import {
   writeOutput,
 } from "./_common.ts";
 
+/**
+ * Most line-checking threads `--workers` takes: each holds a copy of a chunk in flight, and past
+ * a few per core they only add memory and contention (`--workers 100000` started that many).
+ */
+const MAX_WORKERS = 64;
+
 /** Builds the `verify` subcommand. */
 export function verifyCommand() {
   const command = new Command("verify")
     .description(
-      "Verify a forensic log: hash chain, MACs, seq, rotation links and prune records, in kvh's\n" +
+      "Verify a forensic log: hash chain, MACs, seq, rotation links and prune records, in kvh's " +
         "format v2 and the Python tool's format v1.\n\n" +
         "Exit codes: 0 verified, 2 integrity failure (any defect in a readable log), 1 usage or I/O error.",
     )
@@ -55,8 +61,8 @@ export function verifyCommand() {
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
     .option(
       "--workers <n>",
-      "check lines on N worker threads (default: one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs; else 0)",
-      numberOption("--workers", { integer: true, min: 0 }),
+      `check lines on N worker threads, at most ${MAX_WORKERS} (default: one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs; else 0)`,
+      numberOption("--workers", { integer: true, min: 0, max: MAX_WORKERS }),
     );
   return addVerifyCheckpointOptions(command).action((log, parsed) =>
     runAction(async () => {

@@ -71,6 +71,7 @@ export function describeIoError(error: unknown): string {
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.IsADirectory) return "is a directory";
   if (error instanceof Deno.errors.AlreadyExists) return "already exists";
+  if (error instanceof Deno.errors.NotCapable) return "kvh was not granted access to it";
   if (error instanceof Error) return error.message.split("\n")[0] ?? error.message;
   return String(error);
 }
