@@ -490,8 +490,8 @@ Deno.test("openForensicLog() on a still-full disk leaves no side files: a failed
     await first.append("allocate", { i: 0 });
     await first.append("allocate", { i: 1 });
     await first.close();
-    const listing = async () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-    const files = await listing();
+    const listing = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    const files = listing();
     const bytes = await Deno.readFile(first.path);
     const records = (await verifyLog(first.path)).records;
     for (let retry = 0; retry < 2; retry++) {
@@ -503,7 +503,7 @@ Deno.test("openForensicLog() on a still-full disk leaves no side files: a failed
         (e) => e instanceof KvhError && /rotation was undone/.test(e.message),
       );
       await assert.rejects(log.close(), KvhError);
-      assert.deepEqual(await listing(), files);
+      assert.deepEqual(listing(), files);
       assert.deepEqual(await Deno.readFile(first.path), bytes);
       const report = await verifyLog(first.path);
       assert.deepEqual([report.ok, report.records], [true, records]);
