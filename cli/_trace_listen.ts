@@ -204,9 +204,11 @@ async function resolvePoolDirs(dirs: readonly string[]): Promise<string[]> {
     try {
       real = await Deno.realPath(dir);
     } catch (error) {
-      throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: ${describeIoError(error)}`, {
-        cause: error,
-      });
+      // Deno lets only a process holding every permission touch files under /dev.
+      const why = error instanceof Deno.errors.NotCapable && resolve(dir).startsWith("/dev/")
+        ? "files under /dev need kvh run with every permission (deno run -A), or a --pool-dir on another tmpfs"
+        : describeIoError(error);
+      throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: ${why}`, { cause: error });
     }
     if (!(await Deno.stat(real)).isDirectory) {
       throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: not a directory`);

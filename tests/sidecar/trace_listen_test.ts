@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SidecarClient } from "../../lib/sidecar/mod.ts";
-import { runKvh } from "../cli/_kvh.ts";
+import { ROOT, runKvh } from "../cli/_kvh.ts";
 import { python, startListen } from "./_listen.ts";
 
 Deno.test("kvh trace --listen: a Python engine's released ranges are zero, the log verifies, metrics show the scrubs", async () => {
@@ -138,5 +138,35 @@ Deno.test("kvh trace --listen rewrites the metrics while it runs, so the gate se
     assert.equal(code, 0);
   } finally {
     await Deno.remove(kvh.dir, { recursive: true });
+  }
+});
+
+Deno.test("kvh trace --listen without every permission says how to reach /dev/shm", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kvh-listen-" });
+  try {
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-net",
+        "--allow-ffi",
+        "--allow-sys",
+        "--allow-run",
+        join(ROOT, "cli/main.ts"),
+        "trace",
+        "--listen",
+        `unix:${join(dir, "run", "kvh.sock")}`,
+        "--log-dir",
+        join(dir, "logs"),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(run.code, 1);
+    assert.match(new TextDecoder().decode(run.stderr), /deno run -A\), or a --pool-dir/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
