@@ -21,8 +21,11 @@ import {
 import type { RunStatus } from "../lib/metrics/types.ts";
 import {
   type CudaPoolRequest,
+  defaultPoolFiles,
   type EnginePool,
+  NATIVE_POOL_LIBRARY_NAME,
   openCudaPoolOpener,
+  type PoolFiles,
   SidecarDaemon,
 } from "../lib/sidecar/mod.ts";
 import { describeIoError, revokePermissionsExcept } from "./_common.ts";
@@ -100,10 +103,16 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
   }
   const socketPath = resolve(options.listen.slice(5));
   const openCudaPool = cudaPoolOpener(options.device, options.cudaLibraryPath);
-  const poolDirs = await resolvePoolDirs(options.poolDirs);
-  // Deno grants files under /dev (where /dev/shm pools live) only to a process holding every
-  // permission, so revoking any would lock kvh out of the default pool directory.
-  if (!poolDirs.some((dir) => dir === "/dev" || dir.startsWith("/dev/"))) {
+  // Loaded before the permissions are revoked: the native pool helper needs `ffi` and `read`
+  // to load, none to be called.
+  const poolFiles = defaultPoolFiles();
+  const poolDirs = await resolvePoolDirs(options.poolDirs, poolFiles);
+  // Through Deno's file API, files under /dev (where /dev/shm pools live) are granted only to a
+  // process holding every permission, so revoking any would lock kvh out of them.
+  if (
+    poolFiles.name === "native" ||
+    !poolDirs.some((dir) => dir === "/dev" || dir.startsWith("/dev/"))
+  ) {
     await revokePermissionsExcept(
       openCudaPool === undefined ? ["read", "write", "net"] : ["read", "write", "net", "ffi"],
     );
@@ -132,6 +141,7 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
     poolDirs,
     protectedFiles,
     protectedDirs: [await Deno.realPath(options.logDir)],
+    poolFiles,
     coverageThresholdPct: options.coverageThreshold,
     doublePass: options.doublePass,
     openCudaPool,
@@ -197,20 +207,21 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
   return 0;
 }
 
-async function resolvePoolDirs(dirs: readonly string[]): Promise<string[]> {
+async function resolvePoolDirs(dirs: readonly string[], files: PoolFiles): Promise<string[]> {
   const resolved: string[] = [];
   for (const dir of dirs.length > 0 ? dirs : ["/dev/shm"]) {
     let real: string;
     try {
-      real = await Deno.realPath(dir);
+      real = await files.realPath(resolve(dir));
     } catch (error) {
-      // Deno lets only a process holding every permission touch files under /dev.
+      // Only without the native pool helper: Deno lets a process touch files under /dev only
+      // when it holds every permission.
       const why = error instanceof Deno.errors.NotCapable && resolve(dir).startsWith("/dev/")
-        ? "files under /dev need kvh run with every permission (deno run -A), or a --pool-dir on another tmpfs"
+        ? `files under /dev need the native pool helper (${NATIVE_POOL_LIBRARY_NAME}, built by ffi/native/build.sh) or a --pool-dir on another tmpfs`
         : describeIoError(error);
       throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: ${why}`, { cause: error });
     }
-    if (!(await Deno.stat(real)).isDirectory) {
+    if (!(await files.stat(real)).isDirectory) {
       throw new KvhError("flag_invalid", `Invalid --pool-dir ${dir}: not a directory`);
     }
     resolved.push(real);

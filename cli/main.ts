@@ -108,6 +108,7 @@ async function versionText(): Promise<string> {
     ["cuda library", cudaLibraryCandidates({ libraryPath: cudaPath || undefined })],
     ["cpu library", nativeLibraryCandidates("libkvh_cpu.so")],
     ["hash library", nativeLibraryCandidates("libkvh_hash.so")],
+    ["pool library", nativeLibraryCandidates("libkvh_pool.so")],
   ] as const;
   const lines = [`kvh ${VERSION}`, `deno ${Deno.version.deno}`];
   for (const [label, candidates] of libraries) {

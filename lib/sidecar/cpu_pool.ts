@@ -1,6 +1,7 @@
 /**
  * CPU pools: a file the engine maps (Python's `multiprocessing.shared_memory`, a HiCache host
- * pool) scrubbed with positioned writes and read back in full through kvh's own descriptor.
+ * pool) scrubbed with positioned writes and read back in full through kvh's own descriptor,
+ * opened by the native pool helper when it is built (pool_files.ts says why).
  * Positioned I/O rather than a mapping, because a store past the end of a mapping of a file
  * that shrank is SIGBUS, which a Deno process cannot catch; a write or read past the end of a
  * file is an ordinary result the size check before each scrub turns into a quarantine.
@@ -8,9 +9,10 @@
  * @module
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
-import { TS_CPU_KERNELS } from "../sanitize/cpu.ts";
 import type { ByteRange } from "./block_layout.ts";
 import { type EnginePool, type PoolScrubResult, PoolUnavailableError } from "./engine_pool.ts";
+import { loadNativePoolFiles } from "./native_pool.ts";
+import { DENO_POOL_FILES, type PoolFile, type PoolFiles, type PoolStat } from "./pool_files.ts";
 
 /** Options of {@linkcode openCpuPool}. */
 export interface CpuPoolOptions {
@@ -23,6 +25,12 @@ export interface CpuPoolOptions {
   protectedFiles?: readonly string[];
   /** Directories no pool may be inside (the log directory). */
   protectedDirs?: readonly string[];
+  /**
+   * The file operations.
+   *
+   * @default {defaultPoolFiles()}
+   */
+  files?: PoolFiles;
 }
 
 /** Why a pool path was refused. */
@@ -38,22 +46,28 @@ export class PoolRefusedError extends Error {
   }
 }
 
-const CHUNK_BYTES = 1 << 20;
-const ZEROS = new Uint8Array(CHUNK_BYTES);
-const scratch = new Uint8Array(CHUNK_BYTES);
-
 function inside(dir: string, path: string): boolean {
   const rel = relative(dir, path);
   return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
 }
 
-async function sameFile(info: Deno.FileInfo, path: string): Promise<boolean> {
+async function sameFile(files: PoolFiles, info: PoolStat, path: string): Promise<boolean> {
   try {
-    const other = await Deno.stat(path);
+    const other = await files.stat(path);
     return other.dev === info.dev && other.ino === info.ino;
   } catch {
     return false;
   }
+}
+
+/**
+ * The file operations pools use by default: the native pool helper when it loads (it reaches
+ * `/dev/shm` with kvh's named permissions), else Deno's file API.
+ *
+ * @returns The native helper's operations, or {@linkcode DENO_POOL_FILES}.
+ */
+export function defaultPoolFiles(): PoolFiles {
+  return loadNativePoolFiles() ?? DENO_POOL_FILES;
 }
 
 /**
@@ -74,9 +88,10 @@ export async function openCpuPool(
   options: CpuPoolOptions,
 ): Promise<EnginePool> {
   if (!isAbsolute(path)) throw new PoolRefusedError(`Refusing pool ${path}: not an absolute path`);
+  const files = options.files ?? defaultPoolFiles();
   let real: string;
   try {
-    real = await Deno.realPath(path);
+    real = await files.realPath(path);
   } catch (error) {
     throw new PoolRefusedError(`Refusing pool ${path}: ${(error as Error).message}`);
   }
@@ -91,15 +106,15 @@ export async function openCpuPool(
   if ((options.protectedDirs ?? []).some((dir) => dir === real || inside(dir, real))) {
     throw new PoolRefusedError(`Refusing pool ${path}: it is inside the log directory`);
   }
-  let file: Deno.FsFile;
+  let file: PoolFile;
   try {
-    file = await Deno.open(real, { read: true, write: true });
+    file = await files.open(real);
   } catch (error) {
     throw new PoolRefusedError(`Refusing pool ${path}: ${(error as Error).message}`);
   }
   try {
-    const info = await file.stat();
-    const linked = await Deno.lstat(real);
+    const info = file.stat();
+    const linked = await files.lstat(real);
     if (linked.dev !== info.dev || linked.ino !== info.ino) {
       throw new PoolRefusedError(`Refusing pool ${path}: it was replaced while being opened`);
     }
@@ -110,7 +125,7 @@ export async function openCpuPool(
       );
     }
     for (const guarded of options.protectedFiles ?? []) {
-      if (await sameFile(info, guarded)) {
+      if (await sameFile(files, info, guarded)) {
         throw new PoolRefusedError(`Refusing pool ${path}: it is the evidence file ${guarded}`);
       }
     }
@@ -124,69 +139,32 @@ export async function openCpuPool(
 class CpuPool implements EnginePool {
   readonly device = "cpu" as const;
   readonly identity: string;
-  #file: Deno.FsFile;
+  #file: PoolFile;
   #bytes: number;
 
-  constructor(file: Deno.FsFile, bytes: number, identity: string) {
+  constructor(file: PoolFile, bytes: number, identity: string) {
     this.#file = file;
     this.#bytes = bytes;
     this.identity = identity;
   }
 
-  // Synchronous on purpose: the seek and the write of one range cannot interleave with another
-  // request's, and a release is acknowledged only after this returns.
+  // Synchronous on purpose: a release is acknowledged only after this returns, and the size
+  // check before the first write stays as close to it as it can.
   scrub(ranges: readonly ByteRange[], doublePass: boolean): Promise<PoolScrubResult> {
-    const info = this.#file.statSync();
-    if (info.nlink === 0) {
-      return Promise.reject(
-        new PoolUnavailableError("pool_gone", "The pool file was removed by the engine"),
-      );
-    }
-    if (info.size < this.#bytes) {
-      return Promise.reject(
-        new PoolUnavailableError(
+    try {
+      const info = this.#file.stat();
+      if (info.nlink === 0) {
+        throw new PoolUnavailableError("pool_gone", "The pool file was removed by the engine");
+      }
+      if (info.size < this.#bytes) {
+        throw new PoolUnavailableError(
           "pool_short",
           `The pool file shrank to ${info.size} bytes, ${this.#bytes} are registered`,
-        ),
-      );
-    }
-    for (let pass = doublePass ? 2 : 1; pass > 0; pass--) {
-      for (const range of ranges) this.#each(range, (n) => this.#writeAll(ZEROS.subarray(0, n)));
-    }
-    let checkedBytes = 0;
-    let nonZeroBytes = 0;
-    for (const range of ranges) {
-      this.#each(range, (n) => {
-        const view = scratch.subarray(0, n);
-        this.#readAll(view);
-        checkedBytes += n;
-        nonZeroBytes += TS_CPU_KERNELS.countNonZero(view) as number;
-      });
-    }
-    return Promise.resolve({ checkedBytes, nonZeroBytes });
-  }
-
-  #each(range: ByteRange, step: (n: number) => void): void {
-    for (let done = 0; done < range.length;) {
-      const n = Math.min(CHUNK_BYTES, range.length - done);
-      this.#file.seekSync(range.offset + done, Deno.SeekMode.Start);
-      step(n);
-      done += n;
-    }
-  }
-
-  #writeAll(bytes: Uint8Array): void {
-    for (let done = 0; done < bytes.length;) done += this.#file.writeSync(bytes.subarray(done));
-  }
-
-  // A read that ends early means the file shrank between the size check and here.
-  #readAll(bytes: Uint8Array): void {
-    for (let done = 0; done < bytes.length;) {
-      const n = this.#file.readSync(bytes.subarray(done));
-      if (n === null || n === 0) {
-        throw new PoolUnavailableError("pool_short", "The pool file shrank during the scrub");
+        );
       }
-      done += n;
+      return Promise.resolve(this.#file.scrub(ranges, doublePass ? 2 : 1));
+    } catch (error) {
+      return Promise.reject(error);
     }
   }
 

@@ -12,7 +12,12 @@ export {
   LayoutError,
   validateBlockLayout,
 } from "./block_layout.ts";
-export { type CpuPoolOptions, openCpuPool, PoolRefusedError } from "./cpu_pool.ts";
+export {
+  type CpuPoolOptions,
+  defaultPoolFiles,
+  openCpuPool,
+  PoolRefusedError,
+} from "./cpu_pool.ts";
 export { type CudaPoolOpenerOptions, openCudaPoolOpener } from "./cuda_pool.ts";
 export {
   type CudaPoolRequest,
@@ -20,6 +25,8 @@ export {
   type PoolScrubResult,
   PoolUnavailableError,
 } from "./engine_pool.ts";
+export { loadNativePoolFiles, NATIVE_POOL_LIBRARY_NAME } from "./native_pool.ts";
+export { DENO_POOL_FILES, type PoolFile, type PoolFiles, type PoolStat } from "./pool_files.ts";
 export { SidecarRequestError } from "./request_error.ts";
 export { SidecarClient, SidecarReplyError } from "./sidecar_client.ts";
 export { SidecarDaemon, type SidecarDaemonOptions, type StopResult } from "./sidecar_daemon.ts";

@@ -13,6 +13,7 @@ import type { MetricsSnapshot, RunStatus } from "../metrics/types.ts";
 import type { DaemonContext, DaemonCounters } from "./_context.ts";
 import { openCpuPool } from "./cpu_pool.ts";
 import type { CudaPoolRequest, EnginePool } from "./engine_pool.ts";
+import type { PoolFiles } from "./pool_files.ts";
 import { SidecarRequestError } from "./request_error.ts";
 import { SidecarSession } from "./sidecar_session.ts";
 import {
@@ -33,6 +34,12 @@ export interface SidecarDaemonOptions {
   protectedFiles?: readonly string[];
   /** Directories no pool may be inside: the log directory. */
   protectedDirs?: readonly string[];
+  /**
+   * File operations of CPU pools.
+   *
+   * @default {defaultPoolFiles()}
+   */
+  poolFiles?: PoolFiles;
   /**
    * Coverage a release needs, in percent; below it the blocks are quarantined.
    *
@@ -115,6 +122,7 @@ export class SidecarDaemon {
       poolDirs: options.poolDirs,
       protectedFiles: options.protectedFiles,
       protectedDirs: options.protectedDirs,
+      files: options.poolFiles,
     };
     const onChange = options.onChange ?? (() => {});
     this.#ctx = {

@@ -22,6 +22,12 @@ export function compileTaskFlags(): string[] {
   return command.slice(2, -1);
 }
 
+/** The permission flags of the `kvh` task in deno.json (`deno task kvh`). */
+export function kvhTaskPermissions(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  return (config.tasks.kvh as string).match(/--(allow|deny)-[a-z-]+(=\S+)?/g) ?? [];
+}
+
 /** The permission flags of `deno task compile`. */
 export function compilePermissions(): string[] {
   return compileTaskFlags().filter((flag) => /^--(allow|deny)-/.test(flag));

@@ -33,6 +33,7 @@ Deno.test("kvh --version prints kvh's and Deno's versions and where the CUDA lib
     assert.equal(lines[1], `deno ${Deno.version.deno}`);
     assert.ok(lines.includes(`cuda library: found at ${library}`), found.stdout);
     assert.match(found.stdout, /^cpu library: (found at|not found \(looked in) /m);
+    assert.match(found.stdout, /^pool library: (found at|not found \(looked in) /m);
 
     const missing = await runKvh(["-V"], { env: { KVH_CUDA_LIB: `${dir}/none.so` } });
     assert.equal(missing.code, 0, missing.stderr);

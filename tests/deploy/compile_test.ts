@@ -35,6 +35,7 @@ Deno.test("compile task: least permissions, the verify worker included, output d
   // The FFI bindings look for their libraries beside the executable: the task puts them there.
   assert.match(task, /cp ffi\/native\/build\/libkvh_cpu\.so dist\//);
   assert.match(task, /cp ffi\/native\/build\/libkvh_hash\.so dist\//);
+  assert.match(task, /cp ffi\/native\/build\/libkvh_pool\.so dist\//);
   assert.match(task, /cp ffi\/cuda\/build\/libkvh_cuda\.so dist\//);
 });
 

@@ -13,17 +13,23 @@ export interface ListenProcess {
   stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
 }
 
-/** Starts the daemon and resolves once it says it listens. */
-export async function startListen(extra: string[] = []): Promise<ListenProcess> {
+/**
+ * Starts the daemon and resolves once it says it listens: with `-A` unless `permissions` are
+ * given, pools in a new directory unless `poolDir` is given.
+ */
+export async function startListen(
+  extra: string[] = [],
+  options: { permissions?: string[]; poolDir?: string } = {},
+): Promise<ListenProcess> {
   const dir = await Deno.makeTempDir({ prefix: "kvh-listen-" });
-  const poolDir = join(dir, "pools");
+  const poolDir = options.poolDir ?? join(dir, "pools");
   const logDir = join(dir, "logs");
-  await Deno.mkdir(poolDir);
+  if (options.poolDir === undefined) await Deno.mkdir(poolDir);
   const socket = join(dir, "run", "kvh.sock");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
+      ...(options.permissions ?? ["-A"]),
       `${ROOT}cli/main.ts`,
       "trace",
       "--listen",

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { SidecarClient } from "../../lib/sidecar/mod.ts";
-import { ROOT, runKvh } from "../cli/_kvh.ts";
+import { loadNativePoolFiles, SidecarClient } from "../../lib/sidecar/mod.ts";
+import { kvhTaskPermissions, ROOT, runKvh } from "../cli/_kvh.ts";
+import { flatPool, owner } from "./_daemon.ts";
 import { python, startListen } from "./_listen.ts";
 
 Deno.test("kvh trace --listen: a Python engine's released ranges are zero, the log verifies, metrics show the scrubs", async () => {
@@ -141,19 +142,63 @@ Deno.test("kvh trace --listen rewrites the metrics while it runs, so the gate se
   }
 });
 
-Deno.test("kvh trace --listen without every permission says how to reach /dev/shm", async () => {
+Deno.test({
+  name:
+    "kvh trace --listen with the kvh task's permissions serves and quarantines pools under /dev/shm",
+  ignore: loadNativePoolFiles() === undefined,
+  async fn() {
+    const shm = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "kvh-test-" });
+    try {
+      const kvh = await startListen([], { permissions: kvhTaskPermissions(), poolDir: shm });
+      try {
+        const engine = await python("tests/sidecar/python/e2e_client.py", [kvh.socket, shm]);
+        assert.equal(engine.code, 0, engine.output);
+        const client = await SidecarClient.connect(kvh.socket);
+        try {
+          const short = join(shm, "short");
+          const gone = join(shm, "gone");
+          for (const [name, path] of [["short", short], ["gone", gone]]) {
+            await Deno.writeFile(path!, new Uint8Array(4 * 4096).fill(0xab));
+            await client.request("register_pool", flatPool(name!, path!, 4, 4096));
+          }
+          const a = await client.request("assign", {
+            pool: "short",
+            blocks: [3],
+            ...owner("acme"),
+          });
+          const b = await client.request("assign", { pool: "gone", blocks: [0], ...owner("acme") });
+          await Deno.truncate(short, 4096);
+          await Deno.remove(gone);
+          const shrunk = await client.send("release", { handle: a.handle });
+          assert.equal(shrunk.error?.reason, "pool_short");
+          assert.equal((await Deno.stat(short)).size, 4096, "kvh did not grow the file back");
+          const removed = await client.send("release", { handle: b.handle });
+          assert.equal(removed.error?.reason, "pool_gone");
+        } finally {
+          await client.close();
+        }
+        const { code, stderr } = await kvh.stop();
+        assert.equal(code, 0, stderr);
+        const metrics = JSON.parse(await Deno.readTextFile(join(kvh.logDir, "coverage.json")));
+        assert.equal(metrics.sanitize_total, 2);
+        assert.equal(metrics.min_coverage_pct, 100);
+      } finally {
+        await Deno.remove(kvh.dir, { recursive: true });
+      }
+    } finally {
+      await Deno.remove(shm, { recursive: true });
+    }
+  },
+});
+
+Deno.test("kvh trace --listen without the native pool helper says how to reach /dev/shm", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kvh-listen-" });
   try {
+    // Without --allow-ffi the helper cannot load: pools go through Deno's file API.
     const run = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--allow-net",
-        "--allow-ffi",
-        "--allow-sys",
-        "--allow-run",
+        ...kvhTaskPermissions().filter((flag) => flag !== "--allow-ffi"),
         join(ROOT, "cli/main.ts"),
         "trace",
         "--listen",
@@ -165,7 +210,10 @@ Deno.test("kvh trace --listen without every permission says how to reach /dev/sh
       stderr: "piped",
     }).output();
     assert.equal(run.code, 1);
-    assert.match(new TextDecoder().decode(run.stderr), /deno run -A\), or a --pool-dir/);
+    assert.match(
+      new TextDecoder().decode(run.stderr),
+      /Invalid --pool-dir \/dev\/shm: files under \/dev need the native pool helper \(libkvh_pool\.so, built by ffi\/native\/build\.sh\) or a --pool-dir on another tmpfs/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,0 +1,155 @@
+// kvh's pool file helper, loaded by lib/sidecar/native_pool.ts through Deno.dlopen: the file
+// work of the sidecar's CPU pools (resolve, stat, open, scrub, close). Deno grants files under
+// /dev, where shared-memory pools live (/dev/shm), only to a process holding every permission;
+// calls through FFI are not path-checked, so kvh's named permissions (--allow-ffi among them)
+// reach those pools through this library. The checks on what a pool may be stay in TypeScript
+// (lib/sidecar/cpu_pool.ts); this file only does the system calls.
+//
+// Positioned I/O only, never mmap: a store past the end of a mapping of a file that shrank is
+// SIGBUS, while a short pread is an ordinary result the caller turns into a quarantine.
+//
+// Every call returns 0 (or a descriptor, or a length) on success and -errno on failure, so the
+// binding needs no struct layout: stat results are written as five u64 values.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KVH_POOL_ABI_VERSION 1
+#define EXPORT __attribute__((visibility("default")))
+
+// kvh_pool_scrub's result when a read-back ended early: the file shrank under the scrub.
+#define KVH_POOL_SHORT 1
+
+enum { CHUNK_BYTES = 1 << 20 };
+
+EXPORT uint32_t kvh_pool_abi_version(void) { return KVH_POOL_ABI_VERSION; }
+
+// out: device, inode, link count, size, st_mode.
+static void put_stat(const struct stat *st, uint64_t out[5]) {
+  out[0] = (uint64_t)st->st_dev;
+  out[1] = (uint64_t)st->st_ino;
+  out[2] = (uint64_t)st->st_nlink;
+  out[3] = (uint64_t)st->st_size;
+  out[4] = (uint64_t)st->st_mode;
+}
+
+// The resolved path (NUL-terminated) into out; returns its length, -ENAMETOOLONG when out is
+// too small, or -errno.
+EXPORT int32_t kvh_pool_realpath(const char *path, char *out, uint32_t out_len) {
+  char *real = realpath(path, NULL);
+  if (real == NULL) return -errno;
+  size_t n = strlen(real);
+  if (n + 1 > out_len) {
+    free(real);
+    return -ENAMETOOLONG;
+  }
+  memcpy(out, real, n + 1);
+  free(real);
+  return (int32_t)n;
+}
+
+// stat (follow != 0) or lstat of path into out.
+EXPORT int32_t kvh_pool_stat(const char *path, uint32_t follow, uint64_t out[5]) {
+  struct stat st;
+  if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) return -errno;
+  put_stat(&st, out);
+  return 0;
+}
+
+// A read-write descriptor of path, never through a symlink in its last component.
+EXPORT int32_t kvh_pool_open(const char *path) {
+  int fd;
+  do fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
+  return fd < 0 ? -errno : fd;
+}
+
+EXPORT int32_t kvh_pool_fstat(int32_t fd, uint64_t out[5]) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  put_stat(&st, out);
+  return 0;
+}
+
+EXPORT int32_t kvh_pool_close(int32_t fd) { return close(fd) != 0 ? -errno : 0; }
+
+static int write_all(int fd, const uint8_t *bytes, size_t n, uint64_t offset) {
+  for (size_t done = 0; done < n;) {
+    ssize_t w = pwrite(fd, bytes + done, n - done, (off_t)(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -errno;
+    if (w == 0) return -EIO;
+    done += (size_t)w;
+  }
+  return 0;
+}
+
+static int read_all(int fd, uint8_t *bytes, size_t n, uint64_t offset) {
+  for (size_t done = 0; done < n;) {
+    ssize_t r = pread(fd, bytes + done, n - done, (off_t)(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    if (r == 0) return KVH_POOL_SHORT;
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+static uint64_t count_nonzero(const uint8_t *p, size_t n) {
+  uint64_t count = 0;
+  for (size_t i = 0; i < n; i++) count += p[i] != 0;
+  return count;
+}
+
+// Zeroes each of the n ranges (ranges[2i] offset, ranges[2i+1] length) `passes` times, then
+// reads every byte back: out[0] bytes read back, out[1] of them not zero. Returns 0,
+// KVH_POOL_SHORT when a read-back hit the end of the file, or -errno.
+EXPORT int32_t kvh_pool_scrub(int32_t fd, const uint64_t *ranges, uint32_t n, uint32_t passes,
+                              uint64_t out[2]) {
+  out[0] = 0;
+  out[1] = 0;
+  uint8_t *zeros = calloc(1, CHUNK_BYTES);
+  uint8_t *back = malloc(CHUNK_BYTES);
+  int rc = zeros == NULL || back == NULL ? -ENOMEM : 0;
+  for (uint32_t pass = 0; rc == 0 && pass < passes; pass++) {
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+      for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
+        uint64_t left = ranges[2 * i + 1] - done;
+        size_t step = left < CHUNK_BYTES ? (size_t)left : CHUNK_BYTES;
+        rc = write_all(fd, zeros, step, ranges[2 * i] + done);
+        done += step;
+      }
+    }
+  }
+  for (uint32_t i = 0; rc == 0 && i < n; i++) {
+    for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
+      uint64_t left = ranges[2 * i + 1] - done;
+      size_t step = left < CHUNK_BYTES ? (size_t)left : CHUNK_BYTES;
+      rc = read_all(fd, back, step, ranges[2 * i] + done);
+      if (rc == 0) {
+        out[0] += step;
+        out[1] += count_nonzero(back, step);
+      }
+      done += step;
+    }
+  }
+  free(zeros);
+  free(back);
+  return rc;
+}
+
+// The system's message for errno e (positive) into out, NUL-terminated.
+EXPORT void kvh_pool_strerror(int32_t e, char *out, uint32_t out_len) {
+  if (out_len == 0) return;
+  const char *text = strerror(e);
+  size_t n = strlen(text);
+  if (n >= out_len) n = out_len - 1;
+  memcpy(out, text, n);
+  out[n] = '\0';
+}

@@ -1,0 +1,196 @@
+/**
+ * The Deno FFI binding of `libkvh_pool.so` (ffi/native/kvh_pool.c, built by
+ * ffi/native/build.sh): the file work of CPU pools in native code. Deno grants files under
+ * `/dev` (where `/dev/shm` pools live) only to a process run with every permission, but does
+ * not path-check FFI calls, so through this library `kvh trace --listen` serves `/dev/shm`
+ * pools with kvh's named permissions. Optional: without the library (or the `ffi` permission)
+ * {@linkcode loadNativePoolFiles} returns `undefined` and pools go through `DENO_POOL_FILES`.
+ *
+ * @module
+ */
+import { type NativeLibraryLocation, openNativeLibrary } from "../../ffi/native/open_library.ts";
+import type { ByteRange } from "./block_layout.ts";
+import type { PoolScrubResult } from "./engine_pool.ts";
+import {
+  type PoolFile,
+  type PoolFiles,
+  poolShrankDuringScrub,
+  type PoolStat,
+} from "./pool_files.ts";
+
+/** File name of the library. */
+export const NATIVE_POOL_LIBRARY_NAME = "libkvh_pool.so";
+
+const ABI_VERSION = 1;
+/** kvh_pool_scrub's result when a read-back hit the end of the file. */
+const SHORT = 1;
+const PATH_MAX = 4096;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+
+// Synchronous calls, as the Deno.FsFile fallback: a release is acknowledged only after its
+// scrub returned, and no descriptor can be closed while a scrub on it runs on another thread.
+const SYMBOLS = {
+  kvh_pool_abi_version: { parameters: [], result: "u32" },
+  kvh_pool_realpath: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
+  kvh_pool_stat: { parameters: ["buffer", "u32", "buffer"], result: "i32" },
+  kvh_pool_open: { parameters: ["buffer"], result: "i32" },
+  kvh_pool_fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  kvh_pool_close: { parameters: ["i32"], result: "i32" },
+  kvh_pool_scrub: { parameters: ["i32", "buffer", "u32", "u32", "buffer"], result: "i32" },
+  kvh_pool_strerror: { parameters: ["i32", "buffer", "u32"], result: "void" },
+} as const;
+
+type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function cString(path: string): Uint8Array<ArrayBuffer> {
+  const bytes = encoder.encode(`${path}\0`);
+  // A NUL inside the path would silently name another file in C.
+  if (bytes.indexOf(0) !== bytes.length - 1) {
+    throw new Deno.errors.InvalidData(`Path contains a NUL byte: ${JSON.stringify(path)}`);
+  }
+  return bytes;
+}
+
+function toStat(out: BigUint64Array): PoolStat {
+  const mode = Number(out[4]!) & S_IFMT;
+  return {
+    dev: out[0]!,
+    ino: out[1]!,
+    nlink: Number(out[2]!),
+    size: Number(out[3]!),
+    isFile: mode === S_IFREG,
+    isDirectory: mode === S_IFDIR,
+  };
+}
+
+// The Deno error class of the same errno, so callers (describeIoError) treat both paths alike.
+const ERROR_CLASSES: Record<number, new (message: string) => Error> = {
+  1: Deno.errors.PermissionDenied,
+  2: Deno.errors.NotFound,
+  13: Deno.errors.PermissionDenied,
+  20: Deno.errors.NotADirectory,
+  21: Deno.errors.IsADirectory,
+  40: Deno.errors.FilesystemLoop,
+};
+
+function osError(symbols: Symbols, errno: number, op: string, path: string): Error {
+  const text = new Uint8Array(256);
+  symbols.kvh_pool_strerror(errno, text, text.length);
+  const message = `${decoder.decode(text.subarray(0, text.indexOf(0)))} (os error ${errno})`;
+  return new (ERROR_CLASSES[errno] ?? Error)(`${message}: ${op} '${path}'`);
+}
+
+class NativePoolFile implements PoolFile {
+  #symbols: Symbols;
+  #fd: number;
+  #path: string;
+
+  constructor(symbols: Symbols, fd: number, path: string) {
+    this.#symbols = symbols;
+    this.#fd = fd;
+    this.#path = path;
+  }
+
+  stat(): PoolStat {
+    const out = new BigUint64Array(5);
+    const rc = this.#symbols.kvh_pool_fstat(this.#fd, out);
+    if (rc < 0) throw osError(this.#symbols, -rc, "fstat", this.#path);
+    return toStat(out);
+  }
+
+  scrub(ranges: readonly ByteRange[], passes: number): PoolScrubResult {
+    const table = new BigUint64Array(ranges.length * 2);
+    ranges.forEach((range, i) => {
+      table[2 * i] = BigInt(range.offset);
+      table[2 * i + 1] = BigInt(range.length);
+    });
+    const out = new BigUint64Array(2);
+    const rc = this.#symbols.kvh_pool_scrub(this.#fd, table, ranges.length, passes, out);
+    if (rc === SHORT) throw poolShrankDuringScrub();
+    if (rc < 0) throw osError(this.#symbols, -rc, "scrub", this.#path);
+    return { checkedBytes: Number(out[0]!), nonZeroBytes: Number(out[1]!) };
+  }
+
+  close(): void {
+    this.#symbols.kvh_pool_close(this.#fd);
+  }
+}
+
+// The calls are synchronous; the interface is asynchronous for the Deno.FsFile fallback.
+function settled<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function nativePoolFiles(symbols: Symbols): PoolFiles {
+  const stat = (path: string, follow: boolean): PoolStat => {
+    const out = new BigUint64Array(5);
+    const rc = symbols.kvh_pool_stat(cString(path), follow ? 1 : 0, out);
+    if (rc < 0) throw osError(symbols, -rc, follow ? "stat" : "lstat", path);
+    return toStat(out);
+  };
+  return {
+    name: "native",
+    realPath: (path) =>
+      settled(() => {
+        const out = new Uint8Array(PATH_MAX + 1);
+        const n = symbols.kvh_pool_realpath(cString(path), out, out.length);
+        if (n < 0) throw osError(symbols, -n, "realpath", path);
+        return decoder.decode(out.subarray(0, n));
+      }),
+    stat: (path) => settled(() => stat(path, true)),
+    lstat: (path) => settled(() => stat(path, false)),
+    open: (path) =>
+      settled(() => {
+        const fd = symbols.kvh_pool_open(cString(path));
+        if (fd < 0) throw osError(symbols, -fd, "open", path);
+        return new NativePoolFile(symbols, fd, path);
+      }),
+  };
+}
+
+let loaded: PoolFiles | null | undefined;
+
+/**
+ * Loads the native pool helper, or returns `undefined` when it cannot be used (see
+ * `openNativeLibrary` in ffi/native/open_library.ts). With no location given the result is
+ * memoised, so `kvh trace --listen` can load it before it revokes the `ffi` permission and use
+ * it after.
+ *
+ * @param location Where to look; by default beside the executable, then `ffi/native/build/`.
+ * @returns The pool file operations named `native`, or `undefined`.
+ *
+ * @example Usage
+ * ```ts
+ * import { loadNativePoolFiles } from "./native_pool.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const files = loadNativePoolFiles();
+ * if (files !== undefined) {
+ *   const dir = await Deno.makeTempDir();
+ *   assert.equal(await files.realPath(dir), await Deno.realPath(dir));
+ *   assert.ok((await files.stat(dir)).isDirectory);
+ *   await Deno.remove(dir);
+ * }
+ * ```
+ */
+export function loadNativePoolFiles(location?: NativeLibraryLocation): PoolFiles | undefined {
+  if (location === undefined && loaded !== undefined) return loaded ?? undefined;
+  const library = openNativeLibrary(
+    NATIVE_POOL_LIBRARY_NAME,
+    SYMBOLS,
+    { symbol: "kvh_pool_abi_version", version: ABI_VERSION },
+    location,
+  );
+  const files = library === undefined ? undefined : nativePoolFiles(library.symbols);
+  if (location === undefined) loaded = files ?? null;
+  return files;
+}
