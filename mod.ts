@@ -7,7 +7,13 @@
  *
  * @module
  */
-export { EXIT_POLICY, EXIT_USAGE, KvhError, type KvhErrorOptions } from "./lib/errors.ts";
+export {
+  EXIT_POLICY,
+  EXIT_USAGE,
+  KvhError,
+  type KvhErrorCode,
+  type KvhErrorOptions,
+} from "./lib/errors.ts";
 export {
   type AppendOptions,
   type AuditSink,

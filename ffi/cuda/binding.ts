@@ -8,7 +8,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KvhError } from "../../lib/errors.ts";
+import { KvhError, type KvhErrorCode } from "../../lib/errors.ts";
 
 /** File name of the library. */
 export const CUDA_LIBRARY_NAME = "libkvh_cuda.so";
@@ -212,7 +212,7 @@ export class CudaError extends KvhError {
    * @param status The library's return code.
    * @param message One-line message.
    */
-  constructor(code: string, status: number, message: string) {
+  constructor(code: KvhErrorCode, status: number, message: string) {
     super(code, message);
     this.name = "CudaError";
     this.status = status;
