@@ -6,6 +6,7 @@
  * @module
  */
 import { describeIoError, EXIT_USAGE, KvhError } from "../lib/errors.ts";
+import { type DecimalBounds, parseDecimal } from "../lib/config/parse_decimal.ts";
 
 export { describeIoError };
 
@@ -210,42 +211,15 @@ export function withEnv(help: string, env: string, fallback?: string | number): 
   return `${help} (env ${env}${fallback === undefined ? "" : `; default ${fallback}`})`;
 }
 
-/** Bounds of {@linkcode numberSetting}. */
-export interface NumberBounds {
-  /** Reject fractions. */
-  integer?: boolean;
-  /** Smallest value accepted. */
-  min?: number;
-  /** Largest value accepted. */
-  max?: number;
-}
-
-// Decimal only: Number() would also take `0x10`, `1e3`, `Infinity` and whitespace.
-const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
-
 /**
- * A parser of decimal numbers within bounds, for a flag and its variable alike.
+ * A parser of decimal numbers within bounds, for a flag and its variable alike (the same rules
+ * as the gate's thresholds: lib/config/parse_decimal.ts).
  *
  * @param bounds Whole numbers only, and the range.
  * @returns The parser.
  */
-export function numberSetting(bounds: NumberBounds = {}): SettingParser<number> {
-  return (text, source) => {
-    const value = DECIMAL.test(text) ? Number(text) : NaN;
-    if (!Number.isFinite(value)) {
-      throw invalidSetting(source, `expected a decimal number, got ${JSON.stringify(text)}`);
-    }
-    if (bounds.integer && !Number.isInteger(value)) {
-      throw invalidSetting(source, `expected an integer, got ${text}`);
-    }
-    if (bounds.min !== undefined && value < bounds.min) {
-      throw invalidSetting(source, `must be at least ${bounds.min}, got ${text}`);
-    }
-    if (bounds.max !== undefined && value > bounds.max) {
-      throw invalidSetting(source, `must be at most ${bounds.max}, got ${text}`);
-    }
-    return value;
-  };
+export function numberSetting(bounds: DecimalBounds = {}): SettingParser<number> {
+  return (text, source) => parseDecimal(text, bounds, source, settingErrorCode(source));
 }
 
 /** The spellings a boolean variable accepts (README, Configuration); anything else is an error. */
@@ -278,7 +252,7 @@ export const booleanSetting: SettingParser<boolean> = (text, source) => {
  * @param flag The flag's name, used in the message.
  * @param bounds Whole numbers only, and the range.
  */
-export function numberOption(flag: string, bounds: NumberBounds = {}): (text: string) => number {
+export function numberOption(flag: string, bounds: DecimalBounds = {}): (text: string) => number {
   const parse = numberSetting(bounds);
   return (text) => parse(text, flag);
 }

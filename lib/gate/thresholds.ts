@@ -3,12 +3,13 @@
  * environment variable, its policy-file and verdict key, its `GateThresholds` field, the metric
  * it applies to, the check it becomes and the values it can take. The flag table, the policy
  * reader, the metrics reader, the evaluation and the verdict all read this table, and every
- * number goes through {@linkcode thresholdValueProblem}, so a value means the same wherever it
- * is written.
+ * number goes through {@linkcode thresholdValueProblem} (lib/config/parse_decimal.ts, shared with
+ * every other numeric setting), so a value means the same wherever it is written.
  *
  * @module
  */
 import { KvhError } from "../errors.ts";
+import { type DecimalBounds, decimalProblem, parseDecimal } from "../config/parse_decimal.ts";
 import type { GateMetricName, GateThresholds, GateThresholdsRecord } from "./types.ts";
 
 /** One threshold in every spelling. */
@@ -126,11 +127,9 @@ export function thresholdSpec(key: keyof GateThresholds): ThresholdSpec {
   return THRESHOLDS.find((spec) => spec.key === key)!;
 }
 
-function describeType(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
-  return `a ${typeof value}`;
+/** The bounds of a threshold's values: from 0 to the spec's `max`, whole for counts. */
+function boundsOf(spec: ThresholdSpec): DecimalBounds {
+  return { integer: spec.integer, min: 0, max: spec.max };
 }
 
 /**
@@ -152,16 +151,8 @@ function describeType(value: unknown): string {
  * ```
  */
 export function thresholdValueProblem(spec: ThresholdSpec, value: unknown): string | undefined {
-  if (typeof value !== "number") return `must be a number, got ${describeType(value)}`;
-  if (!Number.isFinite(value)) return `must be finite, got ${value}`;
-  if (value < 0) return `must not be negative, got ${value}`;
-  if (spec.integer && !Number.isInteger(value)) return `must be a whole count, got ${value}`;
-  if (value > spec.max) return `must be at most ${spec.max}, got ${value}`;
-  return undefined;
+  return decimalProblem(value, boundsOf(spec));
 }
-
-// Decimal notation only: Number() would also read "0x10", "1e2", " 5 " and "" (as 0).
-const DECIMAL = /^-?[0-9]+(\.[0-9]+)?$/;
 
 /**
  * Parses a threshold written as text (a flag or an environment variable): decimal notation
@@ -190,16 +181,7 @@ export function parseThresholdText(
   where: string,
   code: "flag_invalid" | "env_invalid" = "flag_invalid",
 ): number {
-  if (!DECIMAL.test(text)) {
-    throw new KvhError(
-      code,
-      `Invalid ${where}: expected a decimal number, got ${JSON.stringify(text)}`,
-    );
-  }
-  const value = Number(text);
-  const problem = thresholdValueProblem(spec, value);
-  if (problem !== undefined) throw new KvhError(code, `Invalid ${where}: ${problem}`);
-  return value;
+  return parseDecimal(text, boundsOf(spec), where, code);
 }
 
 /**

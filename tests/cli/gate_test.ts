@@ -542,7 +542,7 @@ Deno.test("kvh gate refuses thresholds in hex, exponent or out of range with exi
       [["--coverage-min", "0x10"], /Invalid --coverage-min: expected a decimal number, got "0x10"/],
       [["--coverage-min", "150"], /Invalid --coverage-min: must be at most 100, got 150/],
       [["--quarantine-max", "1e3"], /Invalid --quarantine-max: expected a decimal number/],
-      [["--quarantine-max", "1.5"], /Invalid --quarantine-max: must be a whole count, got 1\.5/],
+      [["--quarantine-max", "1.5"], /Invalid --quarantine-max: must be a whole number, got 1\.5/],
       [["--p95-max-ms=-1"], /Invalid --p95-max-ms: must not be negative, got -1/],
       [["--p95-max-ms", "5", "--sanitize-p95-ms-max", "6"], /Conflicting --p95-max-ms 5 and/],
     ] as const

@@ -54,11 +54,15 @@ Deno.test("numberSetting() takes decimals only, within bounds, for flags and var
   const count = numberSetting({ integer: true, min: 0, max: 10 });
   assert.equal(count("7", "--n"), 7);
   assert.equal(numberSetting()("-2.5", "--n"), -2.5);
-  for (const text of ["0x10", "1e3", " 5", "", "Infinity", "5abc"]) {
+  for (const text of ["0x10", "1e3", " 5", "", "Infinity", "5abc", ".5", "5.", "+1"]) {
     assertInvalid(() => count(text, "--n"), "flag_invalid", /^Invalid --n: expected a decimal/);
   }
-  assertInvalid(() => count("1.5", "N"), "env_invalid", /^Invalid N: expected an integer/);
-  assertInvalid(() => count("-1", "--n"), "flag_invalid", /must be at least 0, got -1$/);
+  assertInvalid(
+    () => count("1.5", "N"),
+    "env_invalid",
+    /^Invalid N: must be a whole number, got 1.5$/,
+  );
+  assertInvalid(() => count("-1", "--n"), "flag_invalid", /must not be negative, got -1$/);
   assertInvalid(() => count("11", "--n"), "flag_invalid", /must be at most 10, got 11$/);
 });
 

@@ -43,7 +43,7 @@ Deno.test("parseGatePolicy() refuses wrong types, impossible values and duplicat
     '{"coverage_pct_min": "99.9"}',
     /coverage_pct_min: must be a number, got the string/,
   );
-  assertInvalid('{"quarantine_count_max": 0.5}', /quarantine_count_max: must be a whole count/);
+  assertInvalid('{"quarantine_count_max": 0.5}', /quarantine_count_max: must be a whole number/);
   assertInvalid('{"unsanitized_regions_max": -1}', /unsanitized_regions_max: must not be negative/);
   assertInvalid('{"coverage_pct_min": null}', /coverage_pct_min: cannot be null/);
   assertInvalid('{"coverage_pct_min": 150}', /coverage_pct_min: must be at most 100, got 150/);

@@ -23,7 +23,7 @@ Deno.test("parseThresholdText() takes decimal notation only, within the metric's
     );
   }
   assert.throws(() => parseThresholdText(COVERAGE, "100.01", "--coverage-min"), /at most 100/);
-  assert.throws(() => parseThresholdText(QUARANTINE, "2.5", "--quarantine-max"), /whole count/);
+  assert.throws(() => parseThresholdText(QUARANTINE, "2.5", "--quarantine-max"), /whole number/);
   assert.throws(
     () => parseThresholdText(QUARANTINE, "-1", "KVH_X", "env_invalid"),
     (error: unknown) => error instanceof KvhError && error.code === "env_invalid",
