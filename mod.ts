@@ -93,6 +93,8 @@ export {
 export {
   type OutputTarget,
   refuseEvidenceOutputs,
+  type StagedFile,
+  stageFileAtomic,
   writeFileAtomic,
   type WriteFileOptions,
 } from "./lib/io/mod.ts";

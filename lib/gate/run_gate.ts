@@ -188,32 +188,20 @@ async function writeOutputs(
 
 async function stageOut(path: string, json: string): Promise<Staged> {
   // Loaded on use: a gate run that writes nothing does not load node:path.
-  const { syncDir, tempSibling, writeNewFile } = await import("../io/mod.ts");
-  const { dirname } = await import("node:path");
+  const { stageFileAtomic } = await import("../io/mod.ts");
   const failed = (error: unknown) =>
     new KvhError("output_unwritable", `Cannot write --out ${path}: ${describeIoError(error)}`, {
       cause: error,
     });
-  const temp = tempSibling(path);
-  const abort = () => Deno.remove(temp).catch(() => {});
-  try {
-    await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeNewFile(temp, json);
-  } catch (error) {
-    await abort();
+  const staged = await stageFileAtomic(path, json).catch((error) => {
     throw failed(error);
-  }
+  });
   return {
-    async commit() {
-      try {
-        await Deno.rename(temp, path);
-        await syncDir(dirname(path));
-      } catch (error) {
-        await abort();
+    commit: () =>
+      staged.commit().catch((error) => {
         throw failed(error);
-      }
-    },
-    abort,
+      }),
+    abort: staged.abort,
   };
 }
 

@@ -111,10 +111,73 @@ export async function copyNewFile(source: string, target: string): Promise<void>
   }
 }
 
+/** A file written and fsynced under a temporary name beside its destination, not yet in place. */
+export interface StagedFile {
+  /**
+   * Renames the file over its destination and fsyncs the directory; if the rename fails, the
+   * temporary file is removed and the destination is left as it was.
+   */
+  commit(): Promise<void>;
+  /** Removes the temporary file; the destination is left as it was. */
+  abort(): Promise<void>;
+}
+
+/**
+ * The first half of {@linkcode writeFileAtomic}, for a caller that puts several outputs in place
+ * together or not at all: writes `data` to a temporary file beside `path` and fsyncs it; the
+ * returned {@linkcode StagedFile} renames it into place or removes it. Missing parent
+ * directories are created 0700.
+ *
+ * @param path Destination.
+ * @param data Contents (text is written as UTF-8).
+ * @param options File mode.
+ * @returns The staged file; nothing is left behind when this throws.
+ *
+ * @example Usage
+ * ```ts
+ * import { stageFileAtomic } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const staged = await stageFileAtomic(`${dir}/verdict.json`, "{}\n");
+ * await staged.commit();
+ * assert.equal(await Deno.readTextFile(`${dir}/verdict.json`), "{}\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function stageFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: WriteFileOptions = {},
+): Promise<StagedFile> {
+  const dir = dirname(path);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const temp = tempSibling(path);
+  const abort = () => Deno.remove(temp).catch(() => {});
+  try {
+    await writeNewFile(temp, data, options);
+  } catch (error) {
+    await abort();
+    throw error;
+  }
+  return {
+    async commit() {
+      try {
+        await Deno.rename(temp, path);
+      } catch (error) {
+        await abort();
+        throw error;
+      }
+      await syncDir(dir);
+    },
+    abort,
+  };
+}
+
 /**
  * Replaces `path` atomically and durably: writes a temporary file beside it, fsyncs it, renames
- * it over `path` and fsyncs the directory. Readers see the old file or the new one, never a
- * partial write; after a crash the same holds. Missing parent directories are created 0700.
+ * it over `path` and fsyncs the directory ({@linkcode stageFileAtomic}, committed at once).
+ * Readers see the old file or the new one, never a partial write; after a crash the same holds. Missing parent directories are created 0700.
  *
  * @param path Destination.
  * @param data Contents (text is written as UTF-8).
@@ -137,15 +200,5 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   options: WriteFileOptions = {},
 ): Promise<void> {
-  const dir = dirname(path);
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const temp = tempSibling(path);
-  try {
-    await writeNewFile(temp, data, options);
-    await Deno.rename(temp, path);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
-  }
-  await syncDir(dir);
+  await (await stageFileAtomic(path, data, options)).commit();
 }

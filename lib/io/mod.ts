@@ -6,6 +6,8 @@
  */
 export {
   copyNewFile,
+  type StagedFile,
+  stageFileAtomic,
   syncDir,
   tempSibling,
   writeAll,

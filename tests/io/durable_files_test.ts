@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { syncDir, tempSibling, writeAll, writeFileAtomic, writeNewFile } from "../../lib/io/mod.ts";
+import {
+  stageFileAtomic,
+  syncDir,
+  tempSibling,
+  writeAll,
+  writeFileAtomic,
+  writeNewFile,
+} from "../../lib/io/mod.ts";
 import { withTempDir as withDir } from "../retention/_log.ts";
 
 async function names(dir: string): Promise<string[]> {
@@ -32,6 +39,23 @@ Deno.test("writeFileAtomic() leaves the old file in place when its parent cannot
     await Deno.writeTextFile(`${dir}/file`, "old");
     await assert.rejects(writeFileAtomic(`${dir}/file/out.json`, "new"));
     assert.equal(await Deno.readTextFile(`${dir}/file`), "old");
+  });
+});
+
+Deno.test("stageFileAtomic() leaves the destination as it was until commit, and abort leaves nothing", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/verdict.json`;
+    await Deno.writeTextFile(path, "old");
+    const aborted = await stageFileAtomic(path, "discarded");
+    assert.equal(await Deno.readTextFile(path), "old");
+    await aborted.abort();
+    assert.deepEqual(await names(dir), ["verdict.json"]);
+    const staged = await stageFileAtomic(path, "new");
+    assert.equal(await Deno.readTextFile(path), "old");
+    await staged.commit();
+    assert.equal(await Deno.readTextFile(path), "new");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assert.deepEqual(await names(dir), ["verdict.json"]);
   });
 });
 
