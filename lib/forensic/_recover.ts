@@ -7,6 +7,7 @@
  */
 import { describeIoError, KvhError } from "../errors.ts";
 import { join } from "node:path";
+import { writeAll } from "../io/mod.ts";
 import { keyMissingMessage, listChainFiles, nextFilePath, utcStamp } from "./chain_files.ts";
 import { sameFile } from "./_snapshot.ts";
 import { sha256Hex } from "./digest.ts";
@@ -165,8 +166,7 @@ async function moveAside(target: string, bytes: Uint8Array, path: string): Promi
   try {
     using file = await Deno.open(target, { write: true, createNew: true, mode: 0o600 });
     created = true;
-    let at = 0;
-    while (at < bytes.length) at += await file.write(bytes.subarray(at));
+    await writeAll(file, bytes);
     await file.sync();
   } catch (error) {
     if (created) await Deno.remove(target).catch(() => {});
