@@ -19,6 +19,7 @@ import {
 } from "../../ffi/cuda/binding.ts";
 import { KvhError } from "../errors.ts";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
+import { assertSameSize, OwnedBuffer, ownedBuffer } from "./_owned_buffer.ts";
 
 /** How {@linkcode CudaSanitizer.zero} clears memory. */
 export type CudaZeroMethod = "memset" | "kernel";
@@ -89,16 +90,17 @@ interface Handles {
   hostCount: Deno.PointerValue;
 }
 
-class CudaBuffer implements DeviceBuffer {
+class CudaBuffer extends OwnedBuffer {
   readonly device = "cuda" as const;
-  freed = false;
   constructor(
-    readonly owner: CudaSanitizer,
-    readonly byteLength: number,
+    owner: CudaSanitizer,
+    byteLength: number,
     readonly pointer: Deno.PointerValue,
     /** Base of another process's allocation opened by IPC: freeing closes it, never frees it. */
     readonly ipcBase: Deno.PointerValue = null,
-  ) {}
+  ) {
+    super(owner, byteLength);
+  }
 }
 
 const BLOCK_ERRORS: Record<number, string> = {
@@ -385,11 +387,7 @@ export class CudaSanitizer implements Sanitizer {
   async copy(source: DeviceBuffer, destination: DeviceBuffer): Promise<void> {
     const from = this.#own(source);
     const to = this.#own(destination);
-    if (from.byteLength !== to.byteLength) {
-      throw new RangeError(
-        `Cannot copy: sizes differ (${from.byteLength} and ${to.byteLength} bytes)`,
-      );
-    }
+    assertSameSize(from, to);
     const status = this.#sym.kvh_memcpy_dtod_async(
       to.pointer,
       from.pointer,
@@ -472,11 +470,7 @@ export class CudaSanitizer implements Sanitizer {
   }
 
   #own(buffer: DeviceBuffer): CudaBuffer {
-    if (!(buffer instanceof CudaBuffer) || buffer.owner !== this) {
-      throw new TypeError("Invalid buffer: it was not allocated by this CUDA sanitizer");
-    }
-    if (buffer.freed) throw new TypeError("Invalid buffer: it was already freed");
-    return buffer;
+    return ownedBuffer(buffer, { kind: CudaBuffer, owner: this, backend: "CUDA" });
   }
 
   #queueZero(pointer: Deno.PointerValue, byteLength: number, method: CudaZeroMethod): void {

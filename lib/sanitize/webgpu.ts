@@ -9,6 +9,7 @@
 import { KvhError } from "../errors.ts";
 import { samplePositions } from "./sample_positions.ts";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
+import { assertSameSize, OwnedBuffer, ownedBuffer } from "./_owned_buffer.ts";
 
 /** Options of {@linkcode WebGpuSanitizer.open}. */
 export interface WebGpuSanitizerOptions {
@@ -94,15 +95,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
 }
 `;
 
-class WebGpuBuffer implements DeviceBuffer {
+class WebGpuBuffer extends OwnedBuffer {
   readonly device = "webgpu" as const;
-  freed = false;
   constructor(
-    readonly owner: WebGpuSanitizer,
-    readonly byteLength: number,
+    owner: WebGpuSanitizer,
+    byteLength: number,
     readonly segments: GPUBuffer[],
     readonly segmentBytes: number,
-  ) {}
+  ) {
+    super(owner, byteLength);
+  }
 }
 
 interface Range {
@@ -329,11 +331,7 @@ export class WebGpuSanitizer implements Sanitizer {
   async copy(source: DeviceBuffer, destination: DeviceBuffer): Promise<void> {
     const from = this.#own(source);
     const to = this.#own(destination);
-    if (from.byteLength !== to.byteLength) {
-      throw new RangeError(
-        `Cannot copy: sizes differ (${from.byteLength} and ${to.byteLength} bytes)`,
-      );
-    }
+    assertSameSize(from, to);
     const encoder = this.#gpu.createCommandEncoder();
     from.segments.forEach((segment, i) => {
       encoder.copyBufferToBuffer(segment, 0, to.segments[i]!, 0, segment.size);
@@ -358,11 +356,7 @@ export class WebGpuSanitizer implements Sanitizer {
   }
 
   #own(buffer: DeviceBuffer): WebGpuBuffer {
-    if (!(buffer instanceof WebGpuBuffer) || buffer.owner !== this) {
-      throw new TypeError("Invalid buffer: it was not allocated by this WebGPU sanitizer");
-    }
-    if (buffer.freed) throw new TypeError("Invalid buffer: it was already freed");
-    return buffer;
+    return ownedBuffer(buffer, { kind: WebGpuBuffer, owner: this, backend: "WebGPU" });
   }
 
   /** Splits [start, end) of a buffer into ranges that fit one segment and one binding. */
