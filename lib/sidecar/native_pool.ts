@@ -116,8 +116,12 @@ class NativePoolFile implements PoolFile {
     return { checkedBytes: Number(out[0]!), nonZeroBytes: Number(out[1]!) };
   }
 
+  // -1 afterwards: a later call fails with EBADF instead of reaching whatever file the
+  // descriptor number was reused for.
   close(): void {
+    if (this.#fd < 0) return;
     this.#symbols.kvh_pool_close(this.#fd);
+    this.#fd = -1;
   }
 }
 

@@ -69,7 +69,8 @@ for (const files of [native, DENO_POOL_FILES]) {
 }
 
 Deno.test({
-  name: "native pool files: Deno's error classes, stat fields, double pass, no NUL in paths",
+  name:
+    "native pool files: Deno's error classes, stat fields, no NUL in paths, nothing after close",
   ignore: native === undefined,
   async fn() {
     const files = native!;
@@ -108,6 +109,8 @@ Deno.test({
       } finally {
         file.close();
       }
+      file.close();
+      assert.throws(() => file.scrub([{ offset: 0, length: 1 }], 1), /Bad file descriptor/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
