@@ -13,10 +13,12 @@
 import { dirname, join, resolve } from "node:path";
 import { KvhError } from "../lib/errors.ts";
 import {
+  type EpochMacKeys,
   type ForensicLogOptions,
   listChainFiles,
   logLockPath,
   openForensicLog,
+  rekeyLog,
 } from "../lib/forensic/mod.ts";
 import type { RunStatus } from "../lib/metrics/types.ts";
 import {
@@ -49,6 +51,8 @@ export interface TraceListenOptions {
   doublePass: boolean;
   verify: string;
   hmacKey?: Uint8Array;
+  /** Forward-secure MAC keys (`--mac-state-file`). */
+  macKeys?: EpochMacKeys;
   /** Signs checkpoints as the log is written (`--signing-key-file`, `--checkpoint-file`). */
   observe?: ForensicLogOptions["observe"];
   /** `--device`: `cpu` serves CPU pools only, `cuda` needs a GPU, `auto` takes one if present. */
@@ -126,7 +130,9 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
     maxBytes: options.maxLogBytes,
     commitDelayMs: 2,
     commitRecords: 256,
+    macKeys: options.macKeys,
   });
+  if (options.macKeys !== undefined) await rekeyLog(log, options.macKeys);
   const logPath = join(options.logDir, options.logFile);
   const protectedFiles = [
     ...await listChainFiles(options.logDir, options.logFile),

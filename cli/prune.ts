@@ -8,6 +8,12 @@
 import { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
 import {
+  addMacStateOptions,
+  macStateFileOf,
+  type MacStateFlags,
+  resolveMacKeys,
+} from "./_mac_options.ts";
+import {
   addCheckpointOptions,
   checkpointFileOf,
   type CheckpointFlags,
@@ -124,10 +130,10 @@ export function pruneCommand() {
       ),
     )
     .option("--json", "print the report as one JSON document");
-  return addCheckpointOptions(command).action((parsed) =>
+  return addMacStateOptions(addCheckpointOptions(command)).action((parsed) =>
     runAction(async () => {
       // The checkpoint flags are added by a shared helper, outside commander's typed chain.
-      const options = parsed as typeof parsed & CheckpointFlags;
+      const options = parsed as typeof parsed & CheckpointFlags & MacStateFlags;
       const dir = setting(options.logDir, "LOG_DIR", textSetting) ?? DEFAULT_LOG_DIR;
       const file = setting(options.logFile, "LOG_FILE", textSetting) ?? DEFAULT_LOG_FILE;
       if (file.includes("/") || file === "." || file === "..") {
@@ -143,9 +149,12 @@ export function pruneCommand() {
       await guardOutputs(`${dir}/${file}`, {
         "--out": out,
         "--checkpoint-file": checkpointFileOf(options),
+        "--mac-state-file": macStateFileOf(options),
       });
       const hmacKey = await resolveHmacKey(options.hmacKeyFile);
       const observe = await resolveCheckpointer(options);
+      // Prune never rekeys: the key is for checking; the state file, when given, MACs its record.
+      const macKeys = await resolveMacKeys(options, undefined);
       await revokePermissionsExcept(["read", "write"]);
       const { pruneLog } = await import("../lib/retention/prune_log.ts");
       const report = await pruneLog({
@@ -155,6 +164,7 @@ export function pruneCommand() {
         maxRotated,
         archiveDir,
         hmacKey,
+        macKeys,
         observe,
         dryRun: options.dryRun === true,
       });

@@ -16,7 +16,7 @@ import cliProgress from "cli-progress";
 import { join } from "node:path";
 import process from "node:process";
 import { KvhError } from "../lib/errors.ts";
-import { type ForensicLog, openForensicLog } from "../lib/forensic/mod.ts";
+import { type ForensicLog, openForensicLog, rekeyLog } from "../lib/forensic/mod.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
 import { MetricsCollector, toPrometheusText } from "../lib/metrics/mod.ts";
 import type { MetricsSnapshot, RunStatus } from "../lib/metrics/types.ts";
@@ -28,6 +28,12 @@ import {
 import type { VerifyMode } from "../lib/sanitize/types.ts";
 import { CacheTracer, type TracerStats } from "../lib/tracer/mod.ts";
 import { runTraceListen } from "./_trace_listen.ts";
+import {
+  addMacStateOptions,
+  macStateFileOf,
+  type MacStateFlags,
+  resolveMacKeys,
+} from "./_mac_options.ts";
 import {
   addCheckpointOptions,
   checkpointFileOf,
@@ -89,7 +95,7 @@ const DEFAULTS = {
   maxLogBytes: 64 * 1024 * 1024,
 } as const;
 
-interface TraceFlags extends CheckpointFlags {
+interface TraceFlags extends CheckpointFlags, MacStateFlags {
   device: string;
   workload?: string;
   tenants?: number;
@@ -240,7 +246,7 @@ export function traceCommand() {
       "with --listen: a directory CPU pools must resolve under; repeatable (default /dev/shm)",
       (dir: string, dirs: string[] = []) => [...dirs, dir],
     );
-  return addCheckpointOptions(command).action(async (flags) => {
+  return addMacStateOptions(addCheckpointOptions(command)).action(async (flags) => {
     await runAction(() => runTrace(flags));
   });
 }
@@ -258,6 +264,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     "--metrics-json": metricsJson,
     "--metrics-prom": metricsProm,
     "--checkpoint-file": checkpointFileOf(flags),
+    "--mac-state-file": macStateFileOf(flags),
   });
   const coverageThreshold =
     setting(flags.coverageThreshold, "KV_COVERAGE_THRESHOLD", COVERAGE_PCT) ??
@@ -270,6 +277,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     TRACE_DEFAULT_MAX_REUSE;
   const hmacKey = await resolveHmacKey(flags.hmacKeyFile);
   const observe = await resolveCheckpointer(flags);
+  const macKeys = await resolveMacKeys(flags, hmacKey);
   const device = flags.device as DeviceChoice;
   const cudaLibraryPath = envString("KVH_CUDA_LIB");
   if (flags.listen !== undefined) {
@@ -285,6 +293,7 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       doublePass,
       verify: flags.verify,
       hmacKey,
+      macKeys,
       observe,
       device,
       cudaLibraryPath,
@@ -319,7 +328,9 @@ async function runTrace(flags: TraceFlags): Promise<number> {
       commitDelayMs: 50,
       commitRecords: 4096,
       observe,
+      macKeys,
     });
+    if (macKeys !== undefined) await rekeyLog(log, macKeys);
     // What opening the log recovered from (a torn tail, a missing active file) is said, not hidden.
     for (const notice of log.notices) console.error(`kvh: ${notice}`);
     tracer = new CacheTracer({

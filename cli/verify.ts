@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { resolveKeyring } from "./_mac_options.ts";
 import { Command } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
@@ -53,6 +54,13 @@ export function verifyCommand() {
     )
     .option("--active-only", "verify only the active file, not the rotated files before it")
     .option("--hmac-key-file <file>", withEnv("HMAC key file (0600)", "FORENSIC_HMAC_SECRET"))
+    .option(
+      "--keyring <file>",
+      withEnv(
+        "initial keys of a rekeyed forward-secure log, lines <key id> <path|base64:key> (0600)",
+        "KV_MAC_KEYRING",
+      ),
+    )
     .option("--json", "print the report as one JSON document")
     .option(
       "--out <file>",
@@ -83,12 +91,14 @@ export function verifyCommand() {
       }
       const path = resolveLogPath(log, options.logDir, options.logFile);
       const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+      const macKeyring = await resolveKeyring(options.keyring, hmacKey);
       await guardOutputs(path, { "--out": out });
       // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
       loadNativeDigests();
       await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
       const report = await verifyLog(path, {
         hmacKey,
+        macKeyring,
         activeOnly: options.activeOnly ?? false,
         allowNonFinite: options.allowNonfinite ?? false,
         workers: options.workers,

@@ -15,7 +15,7 @@ export interface CheckRequest {
 
 /**
  * The results of one batch, packed so that posting them costs little: plain records (no
- * failure, not rotate, recovery or prune) travel as a kind byte, a seq (v2) and 128 hex characters (prev
+ * failure, not rotate, recovery or prune, no epoch) travel as a kind byte, a seq (v2) and 128 hex characters (prev
  * and hash) in one string; every other line travels as its {@linkcode LineResult}.
  */
 export interface CheckResponse {
@@ -48,7 +48,7 @@ scope.onmessage = (event) => {
   const others: [number, LineResult][] = [];
   for (let i = 0; i < results.length; i++) {
     const result = results[i]!;
-    if (result.kind === "v2" && !CHAIN_EVENTS.has(result.event)) {
+    if (result.kind === "v2" && !CHAIN_EVENTS.has(result.event) && result.epoch === undefined) {
       kinds[i] = result.hasMac ? 2 : 1;
       seqs[i] = result.seq;
       hexes.push(result.prev, result.hash);

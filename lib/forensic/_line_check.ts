@@ -12,6 +12,7 @@ import { constantTimeEqual, hmacHex, sha256Hex } from "./digest.ts";
 import { checkV1Record, scanV1Line, type V1LineScan } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
 import { decodeLines, type LineProblem } from "./reader.ts";
+import { type EpochFields, epochKeyFor, MAX_EPOCH_STEPS, readEpochFields } from "./epoch_key.ts";
 import type { VerifyReason } from "./types.ts";
 
 /** What one line amounts to before the chain is checked. */
@@ -34,6 +35,8 @@ export type LineResult =
     recoveryReason?: string;
     /** The entries of a prune record's `removed` list. */
     pruned?: { lastHash: string; lastSeq: number }[];
+    /** Forward-secure MAC fields (epoch_key.ts), when the record has an `epoch`. */
+    epoch?: EpochFields;
   }
   | {
     kind: "v1";
@@ -51,6 +54,11 @@ export type LineResult =
 export interface CheckLineOptions {
   /** HMAC key; when given, a record without a valid MAC fails. */
   key?: Uint8Array;
+  /**
+   * Initial keys by key id (epoch_key.ts): a record with an `epoch` is MACed with the key of its
+   * epoch descending from the initial key its `key_id` names.
+   */
+  epochRoots?: Map<string, Uint8Array>;
   /** Accept NaN/Infinity tokens in v1 lines. */
   allowNonFinite?: boolean;
   /**
@@ -114,7 +122,7 @@ export function checkLine(
   scan?: V1LineScan | null,
 ): LineResult {
   if (text.trim() === "") return { kind: "blank" };
-  if (splicedBodyEnd(text) >= 0) return checkV2(text, options.key, confirmed);
+  if (splicedBodyEnd(text) >= 0) return checkV2(text, options, confirmed);
   const scanned = scan === undefined ? scanV1Line(text) : scan;
   if (scanned) {
     const fast = checkV1Scan(scanned, options.key, confirmed);
@@ -132,7 +140,7 @@ export function checkLine(
   if (parsed instanceof JsonObject && !parsed.has("v") && parsed.has("curr_hash")) {
     return checkV1Parsed(parsed, options);
   }
-  return detectFormat(text) === "v2" ? checkV2(text, options.key) : checkV1(text, options);
+  return detectFormat(text) === "v2" ? checkV2(text, options) : checkV1(text, options);
 }
 
 function detectFormat(text: string): "v1" | "v2" {
@@ -169,13 +177,46 @@ function checkV1Scan(
   return { kind: "v1", currHash, prevHash, hasMac: mac !== undefined, eventType };
 }
 
-function checkV2(text: string, key: Uint8Array | undefined, confirmed = 0): LineResult {
+function checkV2(text: string, options: CheckLineOptions, confirmed = 0): LineResult {
+  let key = options.key;
+  const epoch = readEpochFields(text);
+  let keyProblem: { reason: VerifyReason; detail: string } | undefined;
+  if (typeof epoch === "string") {
+    return { kind: "fail", format: "v2", reason: "malformed_json", detail: epoch };
+  }
+  if (epoch !== undefined) {
+    // The native batch checked the MAC with the initial key; an epoch's key is checked here.
+    confirmed &= HASH_CONFIRMED;
+    const root = options.epochRoots?.get(epoch.keyId);
+    key = root === undefined ? undefined : epochKeyFor(root, epoch.epoch);
+    if (options.key !== undefined && root === undefined) {
+      keyProblem = {
+        reason: "unknown_key",
+        detail: `Record is MACed with key ${epoch.keyId}, which is neither --hmac-key-file nor ` +
+          "in the --keyring",
+      };
+    } else if (root !== undefined && key === undefined) {
+      keyProblem = {
+        reason: "epoch_gap",
+        detail: `Epoch ${epoch.epoch} is more than ${MAX_EPOCH_STEPS} epochs ahead`,
+      };
+    }
+  }
   const checked = checkV2Line(text, key, confirmed);
   if (!checked.ok) {
     return { kind: "fail", format: "v2", reason: checked.reason, detail: checked.detail };
   }
+  if (keyProblem !== undefined) {
+    return {
+      kind: "fail",
+      format: "v2",
+      reason: keyProblem.reason,
+      detail: `${keyProblem.detail} (seq ${checked.seq})`,
+    };
+  }
   const { seq, prev, hash, event, record, hasMac } = checked;
   const result: LineResult = { kind: "v2", seq, prev, hash, event, hasMac };
+  if (epoch !== undefined) result.epoch = epoch;
   if (event === "rotate" || event === "recovery") {
     result.prevFile = record?.prev_file;
     result.prevFileLastHash = record?.prev_file_last_hash;

@@ -12,6 +12,7 @@ import { keyMissingMessage, listChainFiles, nextFilePath, utcStamp } from "./cha
 import { sameFile } from "./_snapshot.ts";
 import { sha256Hex } from "./digest.ts";
 import { checkV2Line } from "./format_v2.ts";
+import { readEpochFields } from "./epoch_key.ts";
 import type { ChainHead } from "./types.ts";
 
 const MAX_TAIL_BYTES = 16 * 1024 * 1024;
@@ -26,6 +27,8 @@ export interface RecoverOptions {
   file: string;
   /** HMAC key, when the log has one. */
   key: Uint8Array | undefined;
+  /** Whether the writer MACs with forward-secure keys (which check the last record themselves). */
+  forwardSecure?: boolean;
   /** Clock for the name of a moved-aside torn tail. */
   now: () => Date;
   /** Whether the active file did not exist before the writer opened (created) it. */
@@ -38,6 +41,8 @@ export interface RecoveredState {
   size: number;
   fileRecords: number;
   fileFirstSeq: number | null;
+  /** The last record's line (without `\n`), for a forward-secure writer's check. */
+  lastLine?: string;
   /** Rotated file to link to with a rotate record when the active file is empty. */
   continueFrom?: string;
   /** `log_id` of the first record of the active file (of the last rotated file when it is empty). */
@@ -72,7 +77,8 @@ export async function recoverState(
   fd: Deno.FsFile,
   options: RecoverOptions,
 ): Promise<RecoveredState> {
-  const { path, dir, file, key, now, activeWasMissing } = options;
+  const { path, dir, file, now, activeWasMissing } = options;
+  const key = { key: options.key, forwardSecure: options.forwardSecure === true };
   await finishRotation(fd, dir, file);
   let size = (await fd.stat()).size;
   let torn: RecoveredState["torn"];
@@ -111,7 +117,7 @@ export async function recoverState(
     }
     using previous = await Deno.open(last, { read: true });
     const previousSize = (await previous.stat()).size;
-    const head = await lastRecord(previous, previousSize, last, key);
+    const { line: lastLine, ...head } = await lastRecord(previous, previousSize, last, key);
     const logId = logIdOf(await readFirstLine(previous, previousSize, last));
     const lastName = last.slice(dir.length + 1);
     if (activeWasMissing) {
@@ -124,10 +130,11 @@ export async function recoverState(
         // The recovery record starts the new active file, as a rotate record would: it names the log.
         ...(logId === undefined ? {} : { log_id: logId }),
       };
-      return { head, logId, size: 0, fileRecords: 0, fileFirstSeq: null, missing, torn };
+      return { head, lastLine, logId, size: 0, fileRecords: 0, fileFirstSeq: null, missing, torn };
     }
     return {
       head,
+      lastLine,
       logId,
       size: 0,
       fileRecords: 0,
@@ -136,9 +143,12 @@ export async function recoverState(
       torn,
     };
   }
-  const head = await lastRecord(fd, size, path, key);
+  const { line: lastLine, ...head } = await lastRecord(fd, size, path, key);
   const firstLine = await readFirstLine(fd, size, path);
-  const first = checkV2Line(firstLine, key);
+  const first = checkV2Line(
+    firstLine,
+    readEpochFields(firstLine) === undefined ? key.key : undefined,
+  );
   if (!first.ok) {
     throw new KvhError(
       "log_corrupt",
@@ -149,6 +159,7 @@ export async function recoverState(
   // Records per file only decide whether a rotation may happen, so a count of "some" suffices.
   return {
     head,
+    lastLine,
     size,
     fileRecords: 1,
     fileFirstSeq: first.seq,
@@ -221,8 +232,8 @@ async function lastRecord(
   fd: Deno.FsFile,
   size: number,
   path: string,
-  key: Uint8Array | undefined,
-): Promise<ChainHead> {
+  keys: { key: Uint8Array | undefined; forwardSecure: boolean },
+): Promise<ChainHead & { line: string }> {
   // size - 1 is the final `\n`; the last line starts after the newline before it.
   const before = await findLastNewline(fd, size, size - 1);
   if (before === -2) {
@@ -240,6 +251,15 @@ async function lastRecord(
       `Cannot append to ${path}: it is a format v1 log of the Python tool; start kvh's log in another file`,
     );
   }
+  // A forward-secure record is MACed with its epoch's key, which the state file checks.
+  const epoch = readEpochFields(text);
+  if (epoch !== undefined && !keys.forwardSecure) {
+    throw new KvhError(
+      "log_key_missing",
+      `Cannot append to ${path}: its records carry forward-secure MACs (epoch): give --mac-state-file`,
+    );
+  }
+  const key = epoch === undefined || keys.key === undefined ? keys.key : undefined;
   const checked = checkV2Line(text, key);
   if (!checked.ok) {
     throw new KvhError(
@@ -248,11 +268,11 @@ async function lastRecord(
       { exitCode: 2 },
     );
   }
-  if (key === undefined && checked.hasMac) {
+  if (key === undefined && checked.hasMac && !keys.forwardSecure) {
     // A record appended without a MAC would make the log fail verification with its key forever.
     throw new KvhError("log_key_missing", keyMissingMessage(path));
   }
-  return { seq: checked.seq, hash: checked.hash };
+  return { seq: checked.seq, hash: checked.hash, line: text };
 }
 
 function logIdOf(line: string): string | undefined {

@@ -8,6 +8,7 @@ export {
   ForensicLog,
   type ForensicLogOptions,
   type LogObserver,
+  type MacKeyProvider,
   type ObservedLog,
   openForensicLog,
 } from "./writer.ts";
@@ -17,6 +18,14 @@ export {
   type VerifyLogOptions,
   type VerifyLogReport,
 } from "./verify.ts";
+export {
+  EpochMacKeys,
+  macKeyId,
+  type MacStateOptions,
+  nextEpochKey,
+  openMacState,
+  rekeyLog,
+} from "./epoch_key.ts";
 export { DEFAULT_LOG_FILE, listChainFiles, logLockPath } from "./chain_files.ts";
 export {
   type AppendOptions,

@@ -51,7 +51,15 @@ export type VerifyReason =
   | "linkage_mismatch"
   | "torn_tail"
   | "truncated"
-  | "unknown_version";
+  | "unknown_version"
+  /** Forward-secure MAC: an epoch skipped (or one far beyond what a log can reach). */
+  | "epoch_gap"
+  /** Forward-secure MAC: an epoch going back, or a record without epoch after epochs began. */
+  | "epoch_reset"
+  /** Forward-secure MAC: the key id changed without a rekey record naming it. */
+  | "key_id_mismatch"
+  /** Forward-secure MAC: a key id neither the key nor the keyring holds. */
+  | "unknown_key";
 
 /** The first failure verification met. */
 export interface VerifyFailure {

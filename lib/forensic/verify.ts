@@ -21,13 +21,22 @@ import { CheckPool } from "./_check_pool.ts";
 import { type CheckLineOptions, checkLines, type LineResult } from "./_line_check.ts";
 import { GENESIS_V1 } from "./format_v1.ts";
 import { isGenesisV2 } from "./format_v2.ts";
+import { macKeyId } from "./epoch_key.ts";
 import { readChunks } from "./reader.ts";
 import type { ChainHead, VerifyFailure, VerifyReason, VerifyReport } from "./types.ts";
 
 /** Options of {@linkcode verifyLog}. */
 export interface VerifyLogOptions {
-  /** HMAC key; when given, every record must carry a valid MAC. */
+  /**
+   * HMAC key; when given, every record must carry a valid MAC. For a forward-secure log it is
+   * the initial key every epoch key is derived from (lib/forensic/epoch_key.ts).
+   */
   hmacKey?: Uint8Array;
+  /**
+   * Further initial keys of a forward-secure log that was rekeyed (the keyring); checked only
+   * with `hmacKey`.
+   */
+  macKeyring?: Uint8Array[];
   /**
    * Verify only the given file, not the rotated files before it; its first record is taken as
    * the start of the history.
@@ -132,6 +141,13 @@ class ChainState {
   anchor: Anchor | undefined;
   prunes: PruneEntry[] = [];
   macsSeen = false;
+  /** seq of the first v2 record with a MAC. */
+  macsFrom: number | undefined;
+  /** Forward-secure MACs: the last epoch, its key id, the key a rekey record named. */
+  epoch: number | undefined;
+  epochFrom: number | undefined;
+  keyId: string | undefined;
+  rekeyTo: string | undefined;
   recoveries: VerifyLogReport["recoveries"] = [];
 }
 
@@ -213,9 +229,14 @@ async function verifySnapshot(
   if (!Number.isSafeInteger(workers) || workers < 0) {
     throw new RangeError(`Cannot verify with ${workers} workers: expected a non-negative integer`);
   }
+  const epochRoots = key === undefined ? undefined : new Map<string, Uint8Array>();
+  for (const root of key === undefined ? [] : [key, ...options.macKeyring ?? []]) {
+    epochRoots!.set(macKeyId(root), root);
+  }
   const pool = workers > 0
     ? new CheckPool(workers, {
       key,
+      epochRoots,
       allowNonFinite: options.allowNonFinite,
       nativeDigests: options.nativeDigests,
     })
@@ -234,7 +255,12 @@ async function verifySnapshot(
         first_prev: null,
       };
       chain.push(info);
-      failure = await verifyFile(entry, info, index === 0, state, { key, options, pool });
+      failure = await verifyFile(entry, info, index === 0, state, {
+        key,
+        epochRoots,
+        options,
+        pool,
+      });
       state.previousFile = info;
     }
   } finally {
@@ -304,6 +330,7 @@ const PARALLEL_MIN_CPUS = 4;
 
 interface FileContext {
   key: Uint8Array | undefined;
+  epochRoots: Map<string, Uint8Array> | undefined;
   options: VerifyLogOptions;
   pool: CheckPool | undefined;
 }
@@ -318,6 +345,7 @@ async function verifyFile(
   const { options, pool } = context;
   const lineOptions: CheckLineOptions = {
     key: context.key,
+    epochRoots: context.epochRoots,
     allowNonFinite: options.allowNonFinite,
     maxLineBytes: options.maxLineBytes,
     nativeDigests: options.nativeDigests,
@@ -486,6 +514,8 @@ function chainV2(
       return new Fail("seq_gap", `Expected seq ${state.expectedSeq}, found ${seq}`);
     }
   }
+  const unauthenticated = checkMacSequence(result, state);
+  if (unauthenticated !== undefined) return unauthenticated;
   if (result.pruned !== undefined) state.prunes.push(...result.pruned);
   if (result.recoveryReason !== undefined) {
     state.recoveries.push({ file: info.file, line: lineNo, seq, reason: result.recoveryReason });
@@ -497,6 +527,71 @@ function chainV2(
   info.records++;
   info.last_seq = seq;
   info.last_hash = hash;
+  return undefined;
+}
+
+/**
+ * Once records carry MACs, each must (unauthenticated tail data is not evidence); once they carry
+ * epochs, each must, continuing the last epoch or the next, under the key id of the one before
+ * or the one a rekey record named (the lessons of journald's CVE-2023-31438/31439).
+ */
+function checkMacSequence(
+  result: Extract<LineResult, { kind: "v2" }>,
+  state: ChainState,
+): Fail | undefined {
+  const { seq, epoch } = result;
+  if (!result.hasMac && (state.macsFrom !== undefined || epoch !== undefined)) {
+    return new Fail(
+      "mac_missing",
+      epoch === undefined
+        ? `Record at seq ${seq} has no mac though records carry MACs from seq ${state.macsFrom}`
+        : `Forward-secure record at seq ${seq} has no mac`,
+    );
+  }
+  if (result.hasMac) state.macsFrom ??= seq;
+  if (epoch === undefined) {
+    if (state.epoch === undefined) return undefined;
+    return new Fail(
+      "epoch_reset",
+      `Record at seq ${seq} has no epoch though epochs began at seq ${state.epochFrom}: a reset ` +
+        "to the initial key",
+    );
+  }
+  if (state.epoch === undefined) {
+    // Only the first record verified may start past epoch 0: the history before it was pruned
+    // (its anchor is checked) or left out (--active-only).
+    if (epoch.epoch !== 0 && (state.records > 0 || isGenesisV2(seq, result.prev))) {
+      return new Fail(
+        "epoch_gap",
+        `First forward-secure record at seq ${seq} has epoch ${epoch.epoch}, expected 0`,
+      );
+    }
+  } else {
+    if (epoch.epoch < state.epoch) {
+      return new Fail(
+        "epoch_reset",
+        `Epoch ${epoch.epoch} at seq ${seq} goes back from epoch ${state.epoch}`,
+      );
+    }
+    if (epoch.epoch > state.epoch + 1) {
+      return new Fail(
+        "epoch_gap",
+        `Epoch ${epoch.epoch} at seq ${seq} skips from epoch ${state.epoch}`,
+      );
+    }
+    const expected = state.rekeyTo ?? state.keyId;
+    if (epoch.keyId !== expected) {
+      return new Fail(
+        "key_id_mismatch",
+        `Record at seq ${seq} is MACed with key ${epoch.keyId}, expected ${expected}: a key ` +
+          "changes only after a rekey record naming the new one",
+      );
+    }
+  }
+  state.epoch = epoch.epoch;
+  state.epochFrom ??= seq;
+  state.keyId = epoch.keyId;
+  state.rekeyTo = epoch.newKeyId;
   return undefined;
 }
 

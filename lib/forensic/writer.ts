@@ -69,6 +69,25 @@ export interface ForensicLogOptions {
    * hooks in here, so the writer knows nothing of it.
    */
   observe?: (log: ObservedLog) => Promise<LogObserver>;
+  /**
+   * Forward-secure MAC keys (lib/forensic/epoch_key.ts `openMacState`): every record carries
+   * `epoch` and `key_id` and is MACed with its epoch's key; `hmacKey` is then not used.
+   */
+  macKeys?: MacKeyProvider;
+}
+
+/** Where the writer takes forward-secure MAC keys from; the provider owns its state file. */
+export interface MacKeyProvider {
+  /** Checks the log's last record (its line, undefined for an empty log) before any append. */
+  resume(lastLine: string | undefined): void;
+  /** Before a record is sealed: `rotating` when it starts a new file. */
+  prepare(rotating: boolean): void;
+  /** Epoch, key id and key for the record being sealed. */
+  current(): { epoch: number; keyId: string; key: Uint8Array };
+  /** The record sealed with {@linkcode MacKeyProvider.current} was queued. */
+  recorded(): void;
+  /** Resolves once the key state is durable; a rejection fails the log like a failed write. */
+  settle(): Promise<void>;
 }
 
 /** What an observer learns of the log when it is opened. */
@@ -212,10 +231,12 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       path,
       dir,
       file,
-      key: options.hmacKey,
+      key: options.macKeys === undefined ? options.hmacKey : undefined,
+      forwardSecure: options.macKeys !== undefined,
       now,
       activeWasMissing,
     });
+    options.macKeys?.resume(state.lastLine);
     const logId = state.head === null ? options.logId ?? randomLogId() : state.logId;
     const observer = await options.observe?.({ path, logId, head: state.head });
     const log = new ForensicLog({
@@ -223,9 +244,11 @@ export async function openForensicLog(options: ForensicLogOptions): Promise<Fore
       file,
       fd,
       lock,
-      key: options.hmacKey !== undefined && options.hmacKey.length > 0
+      key: options.hmacKey !== undefined && options.hmacKey.length > 0 &&
+          options.macKeys === undefined
         ? options.hmacKey
         : undefined,
+      macKeys: options.macKeys,
       maxBytes,
       commitDelayMs,
       commitRecords,
@@ -324,6 +347,7 @@ interface ForensicLogInit {
   fd: Deno.FsFile;
   lock: Deno.FsFile;
   key: Uint8Array | undefined;
+  macKeys: MacKeyProvider | undefined;
   maxBytes: number;
   commitDelayMs: number;
   commitRecords: number;
@@ -472,6 +496,7 @@ export class ForensicLog implements AuditSink {
       return Promise.reject(error);
     }
     this.#queue(bytes, critical);
+    this.#init.macKeys?.recorded();
     this.#init.observer?.record(sealed.body, sealed.record);
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
     this.#fileRecords++;
@@ -531,6 +556,14 @@ export class ForensicLog implements AuditSink {
     if (logId !== undefined && (head === null || event === "rotate")) {
       fields = { ...fields, log_id: logId };
     }
+    let key = this.#init.key;
+    const macKeys = this.#init.macKeys;
+    if (macKeys !== undefined) {
+      macKeys.prepare(event === "rotate");
+      const current = macKeys.current();
+      fields = { ...fields, epoch: current.epoch, key_id: current.keyId };
+      key = current.key;
+    }
     return sealV2Record(
       {
         seq: head === null ? 0 : head.seq + 1,
@@ -539,7 +572,7 @@ export class ForensicLog implements AuditSink {
         prev: head === null ? GENESIS_V2 : head.hash,
       },
       fields,
-      { key: this.#init.key },
+      { key },
     );
   }
 
@@ -621,6 +654,7 @@ export class ForensicLog implements AuditSink {
     });
     const bytes = this.#encode(sealed.line);
     this.#queue(bytes, true);
+    this.#init.macKeys?.recorded();
     this.#init.observer?.record(sealed.body, sealed.record);
     this.#size += bytes;
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
@@ -662,6 +696,9 @@ export class ForensicLog implements AuditSink {
       while (at < data.length) at += this.#init.writeSync(this.#fd, data.subarray(at));
       await this.#fd.syncData();
       this.#durableSize += data.length;
+      // A failed rewrite of the key state fails the log: the next writer would resume from an
+      // older key (derivable, so the log stays whole) but the old key would stay on disk.
+      await this.#init.macKeys?.settle();
       this.#durableSeq = pending.lastSeq;
       this.#rotatedTo = undefined;
     } catch (error) {

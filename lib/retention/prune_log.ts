@@ -55,8 +55,13 @@ export interface PruneLogOptions {
    * @default {false}
    */
   dryRun?: boolean;
-  /** HMAC key of the log; required when the log carries MACs. */
+  /**
+   * HMAC key of the log (of a forward-secure one: its initial key); required when the log
+   * carries MACs, unless `macKeys` is given.
+   */
   hmacKey?: Uint8Array;
+  /** Forward-secure MAC keys: the prune record is MACed with the current epoch's key. */
+  macKeys?: ForensicLogOptions["macKeys"];
   /**
    * The time ages are measured from.
    *
@@ -272,7 +277,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
     after: null,
   };
   if (!beforeReport.ok) return report;
-  if (hmacKey === undefined && beforeReport.mac_present) {
+  if (hmacKey === undefined && options.macKeys === undefined && beforeReport.mac_present) {
     // A record appended without a MAC would make the log fail verification with the key.
     throw new KvhError("log_key_missing", keyMissingMessage(path));
   }
@@ -297,6 +302,7 @@ export async function pruneLog(options: PruneLogOptions): Promise<PruneReport> {
     dir,
     file,
     hmacKey,
+    macKeys: options.macKeys,
     reason: reasonText(plan.remove, retentionDays, maxRotated),
     observe: options.observe,
   });
@@ -336,6 +342,7 @@ interface RecordTarget {
   dir: string;
   file: string;
   hmacKey: Uint8Array | undefined;
+  macKeys: ForensicLogOptions["macKeys"];
   reason: string;
   observe: ForensicLogOptions["observe"];
 }
@@ -369,6 +376,7 @@ async function appendRecord(
     dir: target.dir,
     file: target.file,
     hmacKey: target.hmacKey,
+    macKeys: target.macKeys,
     // The prune record must land in the active file it was planned against.
     maxBytes: Number.MAX_SAFE_INTEGER,
     observe: target.observe,
