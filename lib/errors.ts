@@ -39,6 +39,11 @@ export type KvhErrorCode =
   | "log_dir_insecure"
   | "log_format"
   | "log_key_missing"
+  // Forward-secure MACs (lib/forensic/epoch_key.ts).
+  | "keyring_malformed"
+  | "mac_state_invalid"
+  | "mac_state_mismatch"
+  | "mac_state_missing"
   | "log_locked"
   | "log_not_file"
   | "log_symlink"
