@@ -65,6 +65,8 @@ interface Derived {
   last: Uint8Array;
 }
 
+/** Key ids of roots seen, so a lookup per record does not hash the root again. */
+const ROOT_IDS = new WeakMap<Uint8Array, string>();
 /** Derivations per key id (the id is a hash of the root, so one id is one root). */
 const DERIVED = new Map<string, Derived>();
 
@@ -78,7 +80,11 @@ const DERIVED = new Map<string, Derived>();
  * beyond what was derived.
  */
 export function epochKeyFor(root: Uint8Array, epoch: number): Uint8Array | undefined {
-  const id = macKeyId(root);
+  let id = ROOT_IDS.get(root);
+  if (id === undefined) {
+    id = macKeyId(root);
+    ROOT_IDS.set(root, id);
+  }
   let derived = DERIVED.get(id);
   if (derived === undefined) {
     derived = { kept: [root], lastEpoch: 0, last: root };

@@ -44,6 +44,17 @@ Deno.test("kvh trace keeps a forward-secure log that kvh verify checks with the 
     const report = JSON.parse(ok.stdout);
     assert.equal(report.mac_checked, true);
     assert.ok(report.files > 1, "the log rotated");
+    // The gate's --require-verified derives the epoch keys the same way.
+    const gate = await runKvh([
+      "gate",
+      `${dir}/c.json`,
+      "--json",
+      "--require-verified",
+      `${dir}/log/kv_cache.log`,
+      ...key,
+    ]);
+    const verdict = JSON.parse(gate.stdout);
+    assert.equal(verdict.verification.ok, true, gate.stdout);
     // Neither the key nor the state file: refused, the log unchanged.
     const bare = await trace(dir, []);
     assert.equal(bare.code, 1, bare.stderr);
