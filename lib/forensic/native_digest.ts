@@ -18,7 +18,7 @@ export const DIGEST_DESC_WORDS = 6;
 /** The MAC offset of a record that has no MAC to check. */
 export const NO_MAC = 0xffff_ffff;
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 const SYMBOLS = {
   kvh_hash_abi_version: { parameters: [], result: "u32" },
@@ -26,6 +26,9 @@ const SYMBOLS = {
     parameters: ["buffer", "u64", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "void",
   },
+  kvh_leaf_hashes: { parameters: ["buffer", "u64", "buffer", "u32", "buffer"], result: "u32" },
+  kvh_range_append: { parameters: ["buffer", "u64", "buffer", "u64"], result: "void" },
+  kvh_subtree_root: { parameters: ["buffer", "u64", "buffer"], result: "void" },
 } as const;
 
 /** Batch digest checks in native code. */
@@ -50,6 +53,20 @@ export interface NativeDigests {
     key: Uint8Array | undefined,
     out: Uint8Array,
   ): void;
+  /**
+   * RFC 6962 leaf hashes, SHA-256(0x00 ‖ message), of `count` messages of `data`, message `i`
+   * at offset `desc[2i]`, length `desc[2i+1]`, into `out` (32 bytes each).
+   *
+   * @returns How many were hashed: it stops at the first range outside `data`.
+   */
+  leafHashes(data: Uint8Array, desc: Uint32Array, count: number, out: Uint8Array): number;
+  /**
+   * Appends packed leaf hashes to a compact range held by level (`levels` is 64 × 32 bytes;
+   * level k holds the root of 2^k leaves when bit k of `size` is set).
+   */
+  rangeAppend(levels: Uint8Array, size: number, leaves: Uint8Array): void;
+  /** The Merkle tree hash of one or more packed leaf hashes, into `out`. */
+  subtreeRoot(leaves: Uint8Array, out: Uint8Array): void;
 }
 
 let loaded: NativeDigests | null | undefined;
@@ -111,6 +128,24 @@ function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDi
         keyed ? key.length : 0,
         out,
       );
+    },
+    leafHashes(data, desc, count, out) {
+      if (desc.length < count * 2 || out.length < count * 32) {
+        throw new RangeError(`Cannot hash ${count} leaves: the table or output is too short`);
+      }
+      return symbols.kvh_leaf_hashes(data, BigInt(data.length), desc, count, out);
+    },
+    rangeAppend(levels, size, leaves) {
+      if (levels.length !== 64 * 32 || leaves.length % 32 !== 0) {
+        throw new RangeError("Cannot append leaves: expected 64 levels and whole hashes");
+      }
+      symbols.kvh_range_append(levels, BigInt(size), leaves, BigInt(leaves.length / 32));
+    },
+    subtreeRoot(leaves, out) {
+      if (leaves.length < 32 || leaves.length % 32 !== 0 || out.length < 32) {
+        throw new RangeError("Cannot hash a subtree: expected one or more whole hashes");
+      }
+      symbols.kvh_subtree_root(leaves, BigInt(leaves.length / 32), out);
     },
   };
 }

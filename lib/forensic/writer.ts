@@ -116,7 +116,8 @@ export interface LogObserver {
    */
   mark(): unknown;
   /**
-   * The records up to `mark` are fsynced; a rejection fails the log like a failed write.
+   * The records up to `mark` are fsynced. The next group does not wait for the promise; flush
+   * and close do, and a rejection fails the log like a failed write.
    *
    * @param mark What {@linkcode LogObserver.mark} returned for the group.
    */
@@ -401,6 +402,8 @@ export class ForensicLog implements AuditSink {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failure: KvhError | undefined;
   #closed = false;
+  /** The observer's work on the last durable group. */
+  #observed: Promise<void> = Promise.resolve();
   #emitFailures = 0;
   #criticalEmitFailures = 0;
 
@@ -528,7 +531,7 @@ export class ForensicLog implements AuditSink {
    * @returns Resolves once durable; rejects with `audit_emit_failed` if a write failed.
    */
   async flush(): Promise<void> {
-    await this.#commit();
+    await this.#commit().finally(() => this.#observed);
     if (this.#failure !== undefined) throw this.#failure;
   }
 
@@ -705,10 +708,11 @@ export class ForensicLog implements AuditSink {
       this.#fail(error, pending.records, pending.critical, this.#cutBack());
       return;
     }
-    try {
-      await this.#init.observer?.durable(mark);
-    } catch (error) {
-      this.#fail(error, 0, 0, "");
+    // Not awaited: an observer's work (a checkpoint: a signature and three fsyncs) must not hold
+    // up the next group; flush and close wait for it, and a failure fails the log as before.
+    const observed = this.#init.observer?.durable(mark);
+    if (observed !== undefined) {
+      this.#observed = observed.catch((error) => this.#fail(error, 0, 0, ""));
     }
   }
 

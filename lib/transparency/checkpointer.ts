@@ -26,7 +26,8 @@ import {
   ORIGIN_PREFIX,
   signCheckpoint,
 } from "./checkpoint.ts";
-import { readLogTree, recordLeafHash } from "./log_tree.ts";
+import { appendLeaves, hashBodies, merkleHasher } from "./batch_hash.ts";
+import { readLogTree } from "./log_tree.ts";
 import { CompactRange, hashEquals } from "./merkle.ts";
 import { NoteError, type NoteSigner, parseVerifierKey } from "./note.ts";
 
@@ -165,6 +166,13 @@ class CheckpointWriter implements LogObserver {
   #signedSize: number;
   #signedAt: number;
   #now: () => number;
+  /** The newest durable mark waiting to be signed by the write in flight. */
+  #next: { range: CompactRange; headHash: string | null } | undefined;
+  #writing: Promise<void> = Promise.resolve();
+  #failure: unknown;
+  /** Canonical bodies sealed since the range was last extended. */
+  #bodies: string[] = [];
+  #hasher = merkleHasher();
 
   constructor(options: ResolvedOptions, state: WriterState) {
     this.#options = options;
@@ -177,29 +185,78 @@ class CheckpointWriter implements LogObserver {
   }
 
   record(body: string, record: RecordV2): void {
-    this.#range.append(recordLeafHash(body));
+    // Hashed per group in mark(): one native call instead of a node:crypto hash per record.
+    this.#bodies.push(body);
     this.#headHash = record.hash;
     if (record.event === "rotate" || record.event === "prune") this.#force = true;
   }
 
   mark(): Mark {
-    const mark = { range: this.#range.clone(), headHash: this.#headHash, force: this.#force };
+    this.#hashBodies();
+    const mark = { range: this.#range, headHash: this.#headHash, force: this.#force };
     this.#force = false;
     return mark;
   }
 
-  async durable(mark: unknown): Promise<void> {
+  durable(mark: unknown): Promise<void> {
     const { range, headHash, force } = mark as Mark;
     const due = force || range.size - this.#signedSize >= this.#options.everyRecords ||
       this.#now() - this.#signedAt >= this.#options.everySeconds * 1000;
-    if (due && range.size > this.#signedSize) await this.#sign(range, headHash);
+    if (due && range.size > this.#signedSize && this.#failure === undefined) {
+      this.#schedule(range, headHash);
+    }
+    return this.#writing.then(() => this.#throwFailure());
   }
 
   async close(): Promise<void> {
+    await this.#writing;
+    this.#throwFailure();
+    this.#hashBodies();
     // An empty log has no record holding its id yet: nothing to sign, nothing to protect.
     if (this.#range.size > Math.max(this.#signedSize, 0)) {
       await this.#sign(this.#range, this.#headHash);
+      this.#signedSize = this.#range.size;
     }
+  }
+
+  /**
+   * Signs off the append path: the writer's next group must not wait for a signature and three
+   * fsyncs (~24 ms a checkpoint, 3.4× the cost of appending). At most one write is in flight;
+   * what becomes due meanwhile is coalesced into the latest durable mark, which is all a reader
+   * of the checkpoint file can see anyway. A failure is kept and rejects every later
+   * {@linkcode durable} and {@linkcode close}.
+   */
+  #schedule(range: CompactRange, headHash: string | null): void {
+    // Counted as signed now so marks arriving meanwhile are not due again for the same records.
+    this.#signedSize = range.size;
+    this.#signedAt = this.#now();
+    const idle = this.#next === undefined;
+    this.#next = { range, headHash };
+    if (!idle) return;
+    this.#writing = this.#writing.then(async () => {
+      while (this.#next !== undefined && this.#failure === undefined) {
+        const next = this.#next;
+        try {
+          await this.#sign(next.range, next.headHash);
+        } catch (error) {
+          this.#failure = error;
+        }
+        if (this.#next === next) this.#next = undefined;
+      }
+      this.#next = undefined;
+    });
+  }
+
+  /** Extends the range (a new object: marks keep theirs) by the records sealed since. */
+  #hashBodies(): void {
+    if (this.#bodies.length === 0) return;
+    const leaves = hashBodies(this.#bodies, this.#hasher);
+    this.#range = appendLeaves(this.#range, leaves, this.#hasher);
+    this.#bodies = [];
+  }
+
+  #throwFailure(): void {
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
   async #sign(range: CompactRange, headHash: string | null): Promise<void> {
@@ -225,8 +282,6 @@ class CheckpointWriter implements LogObserver {
         { cause: error },
       );
     }
-    this.#signedSize = range.size;
-    this.#signedAt = this.#now();
   }
 }
 

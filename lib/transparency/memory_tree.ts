@@ -6,6 +6,7 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
+import { type MerkleHasher, merkleHasher, subtreeRoot } from "./batch_hash.ts";
 import { CompactRange, EMPTY_ROOT, HASH_BYTES, hashChildren, subtreeSizes } from "./merkle.ts";
 import { splitPoint, type SubtreeSource } from "./proof.ts";
 
@@ -33,14 +34,21 @@ export class MemoryTree implements SubtreeSource {
   #nodes: { lo: number; hi: number; hash: Uint8Array }[] = [];
   #leaves: Uint8Array = new Uint8Array(1024 * HASH_BYTES);
   #count = 0;
+  #hasher: MerkleHasher;
 
   /**
    * Creates a tree.
    *
    * @param leaves Leaf hashes after the prefix.
    * @param prefix Compact range of the pruned leaves before them.
+   * @param hasher Where subtrees are hashed (native when it loads, by default).
    */
-  constructor(leaves: Iterable<Uint8Array> = [], prefix: CompactRange = new CompactRange()) {
+  constructor(
+    leaves: Iterable<Uint8Array> = [],
+    prefix: CompactRange = new CompactRange(),
+    hasher: MerkleHasher = merkleHasher(),
+  ) {
+    this.#hasher = hasher;
     this.#prefix = prefix.clone();
     let lo = 0;
     const hashes = prefix.hashes;
@@ -70,14 +78,26 @@ export class MemoryTree implements SubtreeSource {
     if (leafHash.length !== HASH_BYTES) {
       throw new RangeError("Invalid leaf hash: expected 32 bytes");
     }
+    this.pushAll(leafHash);
+  }
+
+  /**
+   * Appends packed leaf hashes.
+   *
+   * @param leafHashes 32 bytes each.
+   */
+  pushAll(leafHashes: Uint8Array): void {
+    if (leafHashes.length % HASH_BYTES !== 0) {
+      throw new RangeError("Invalid leaf hashes: expected whole 32-byte hashes");
+    }
     const at = this.#count * HASH_BYTES;
-    if (at + HASH_BYTES > this.#leaves.length) {
-      const grown = new Uint8Array(this.#leaves.length * 2);
+    if (at + leafHashes.length > this.#leaves.length) {
+      const grown = new Uint8Array(Math.max(this.#leaves.length * 2, at + leafHashes.length));
       grown.set(this.#leaves);
       this.#leaves = grown;
     }
-    this.#leaves.set(leafHash, at);
-    this.#count++;
+    this.#leaves.set(leafHashes, at);
+    this.#count += leafHashes.length / HASH_BYTES;
   }
 
   /**
@@ -89,7 +109,7 @@ export class MemoryTree implements SubtreeSource {
    */
   withPrefix(prefix: CompactRange): MemoryTree {
     if (this.#prefix.size !== 0) throw new RangeError("Cannot add a prefix to a pruned tree");
-    const tree = new MemoryTree([], prefix);
+    const tree = new MemoryTree([], prefix, this.#hasher);
     tree.#leaves = this.#leaves;
     tree.#count = this.#count;
     return tree;
@@ -144,10 +164,11 @@ export class MemoryTree implements SubtreeSource {
           `Cannot hash leaves ${lo} to ${hi}: they were pruned (only their compact range is kept)`,
         );
       }
-    } else if (hi - lo === 1) {
-      // A view, not a copy: hashChildren only reads it.
+    } else {
       const at = (lo - pruned) * HASH_BYTES;
-      return this.#leaves.subarray(at, at + HASH_BYTES);
+      // A view, not a copy: hashChildren only reads it.
+      if (hi - lo === 1) return this.#leaves.subarray(at, at + HASH_BYTES);
+      return subtreeRoot(this.#leaves.subarray(at, (hi - pruned) * HASH_BYTES), this.#hasher);
     }
     const k = splitPoint(hi - lo);
     return hashChildren(this.subtree(lo, lo + k), this.subtree(lo + k, hi));

@@ -18,8 +18,10 @@ export const NODE_PREFIX = 0x01;
 /** Length of a SHA-256 hash in bytes. */
 export const HASH_BYTES = 32;
 
-const LEAF = new Uint8Array([LEAF_PREFIX]);
-const NODE = new Uint8Array([NODE_PREFIX]);
+// Copying a hash that has already taken the prefix is cheaper per call than createHash and one
+// update more (see sha256Hex in lib/forensic/digest.ts).
+const LEAF_BASE = createHash("sha256").update(new Uint8Array([LEAF_PREFIX]));
+const NODE_BASE = createHash("sha256").update(new Uint8Array([NODE_PREFIX]));
 
 /**
  * The root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1).
@@ -49,7 +51,7 @@ export const EMPTY_ROOT: Uint8Array = new Uint8Array(createHash("sha256").digest
  * ```
  */
 export function hashLeaf(data: Uint8Array | string): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(LEAF).update(data).digest());
+  return new Uint8Array(LEAF_BASE.copy().update(data).digest());
 }
 
 /**
@@ -69,7 +71,7 @@ export function hashLeaf(data: Uint8Array | string): Uint8Array {
  * ```
  */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash("sha256").update(NODE).update(left).update(right).digest());
+  return new Uint8Array(NODE_BASE.copy().update(left).update(right).digest());
 }
 
 /**
