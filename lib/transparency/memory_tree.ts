@@ -10,6 +10,9 @@ import { type MerkleHasher, merkleHasher, subtreeRoot } from "./batch_hash.ts";
 import { CompactRange, EMPTY_ROOT, HASH_BYTES, hashChildren, subtreeSizes } from "./merkle.ts";
 import { splitPoint, type SubtreeSource } from "./proof.ts";
 
+/** Subtrees up to this many leaves are hashed in one call rather than kept. */
+const MEMO_WIDTH = 4096;
+
 /**
  * Leaf hashes packed in one buffer (32 bytes each), after an optional pruned prefix.
  *
@@ -35,6 +38,8 @@ export class MemoryTree implements SubtreeSource {
   #leaves: Uint8Array = new Uint8Array(1024 * HASH_BYTES);
   #count = 0;
   #hasher: MerkleHasher;
+  /** Hashes of subtrees wider than {@linkcode MEMO_WIDTH}, by `lo:hi` (leaves never change). */
+  #memo = new Map<string, Uint8Array>();
 
   /**
    * Creates a tree.
@@ -168,7 +173,19 @@ export class MemoryTree implements SubtreeSource {
       const at = (lo - pruned) * HASH_BYTES;
       // A view, not a copy: hashChildren only reads it.
       if (hi - lo === 1) return this.#leaves.subarray(at, at + HASH_BYTES);
-      return subtreeRoot(this.#leaves.subarray(at, (hi - pruned) * HASH_BYTES), this.#hasher);
+      if (hi - lo <= MEMO_WIDTH) {
+        return subtreeRoot(this.#leaves.subarray(at, (hi - pruned) * HASH_BYTES), this.#hasher);
+      }
+      // A proof's path is made of nodes of the root's own recursion: kept, a proof after the
+      // root check (what `verify --prove` does) re-hashes only the narrow ones, not the log.
+      const key = `${lo}:${hi}`;
+      let hash = this.#memo.get(key);
+      if (hash === undefined) {
+        const k = splitPoint(hi - lo);
+        hash = hashChildren(this.subtree(lo, lo + k), this.subtree(lo + k, hi));
+        this.#memo.set(key, hash);
+      }
+      return hash;
     }
     const k = splitPoint(hi - lo);
     return hashChildren(this.subtree(lo, lo + k), this.subtree(lo + k, hi));
