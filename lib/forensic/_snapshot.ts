@@ -10,7 +10,7 @@
  */
 import { basename, dirname } from "node:path";
 import { describeIoError, KvhError } from "../errors.ts";
-import { listChainFiles } from "./chain_files.ts";
+import { chainOrder, listChainFiles } from "./chain_files.ts";
 
 /** One file of the snapshot. */
 export interface SnapshotFile {
@@ -65,18 +65,30 @@ export async function snapshotChain(path: string, activeOnly: boolean): Promise<
     }
     try {
       const activeInfo = await active.file!.stat();
-      const newest = files.at(-1);
-      if (newest !== undefined && sameFile(await statOrNull(newest.path), activeInfo)) {
-        // Mid-rotation: the old file already has its rotated name and still the active one.
+      const newest = before.at(-1);
+      // Mid-rotation: the old file already has its rotated name and still the active one.
+      const midRotation = newest !== undefined &&
+        sameFile(await statOrNull(newest), activeInfo);
+      // A listing taken while rotations create files can hold a later file and miss an earlier
+      // one; the second listing began after the first ended, and rotated files are only ever
+      // removed oldest first, so the two merged in chain order miss nothing up to the active
+      // file held.
+      const listed = new Set(before);
+      const rotated: SnapshotFile[] = [];
+      for (const path of chainOrder(name, [...before, ...after])) {
+        if (!listed.has(path)) {
+          const info = await statOrNull(path);
+          if (info === null) continue;
+          // The active file held is this rotated file now: later files came after the snapshot.
+          if (sameFile(info, activeInfo)) break;
+        }
+        rotated.push(rotatedEntry(path));
+        if (midRotation && path === newest) break;
+      }
+      files.splice(0, files.length, ...rotated);
+      if (midRotation) {
         active.file!.close();
         return { files };
-      }
-      for (const rotated of added) {
-        const info = await statOrNull(rotated);
-        if (info === null) continue;
-        // The active file held is this rotated file now: later files came after the snapshot.
-        if (sameFile(info, activeInfo)) break;
-        files.push(rotatedEntry(rotated));
       }
     } catch (error) {
       active.file!.close();

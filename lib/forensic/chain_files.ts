@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { KvhError } from "../errors.ts";
 
 /**
@@ -170,8 +170,33 @@ export async function listChainFiles(
       cause: error,
     });
   }
-  found.sort((a, b) =>
-    a.rank - b.rank || (a.position < b.position ? -1 : a.position > b.position ? 1 : 0)
-  );
+  found.sort(compareRotated);
   return [...found.map((f) => join(dir, f.name)), join(dir, file)];
+}
+
+interface RankedName {
+  rank: number;
+  position: bigint;
+}
+
+// v1 names (the Python tool's) before v2 names, then by the position in the name.
+function compareRotated(a: RankedName, b: RankedName): number {
+  return a.rank - b.rank || (a.position < b.position ? -1 : a.position > b.position ? 1 : 0);
+}
+
+/**
+ * Puts rotated-file paths of one log in chain order (the order of {@linkcode listChainFiles}),
+ * dropping repeats: for merging two listings of a directory that changed in between.
+ *
+ * @param file The active file's name, e.g. `kv_cache.log`.
+ * @param paths Rotated-file paths of that log.
+ * @returns The same paths, each once, oldest first.
+ */
+export function chainOrder(file: string, paths: Iterable<string>): string[] {
+  const ranked = [...new Set(paths)].map((path) => {
+    const parsed = parseRotatedName(file, basename(path));
+    if (parsed === undefined) throw new TypeError(`Not a rotated name of ${file}: ${path}`);
+    return { path, rank: parsed.format === "v1" ? 0 : 1, position: parsed.position };
+  });
+  return ranked.sort(compareRotated).map((r) => r.path);
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { KvhError } from "../../lib/errors.ts";
 import {
+  chainOrder,
   listChainFiles,
   logStem,
   parseRotatedName,
@@ -82,4 +83,27 @@ Deno.test("listChainFiles() throws KvhError for a directory it cannot list", asy
     listChainFiles("/nonexistent-kvh-dir"),
     (e) => e instanceof KvhError && e.code === "log_unreadable",
   );
+});
+
+Deno.test("chainOrder() merges two listings of a changing directory in chain order, once each", () => {
+  const dir = "/logs";
+  const first = [
+    `${dir}/kv_cache-20261201T220843Z-39300.log`,
+    `${dir}/kv_cache-20261201T220843Z-39312.log`,
+  ];
+  // The second listing holds the file the first one missed while it was being created.
+  const second = [
+    `${dir}/kv_cache-20261201T220843Z-39300.log`,
+    `${dir}/kv_cache-20261201T220843Z-39304.log`,
+    `${dir}/kv_cache-20261201T220843Z-39312.log`,
+  ];
+  assert.deepEqual(chainOrder("kv_cache.log", [...first, ...second]), second);
+  assert.deepEqual(
+    chainOrder("kv_cache.log", [
+      `${dir}/kv_cache-20261201T220843Z-2.log`,
+      `${dir}/kv_cache-1700000000.log`,
+    ]),
+    [`${dir}/kv_cache-1700000000.log`, `${dir}/kv_cache-20261201T220843Z-2.log`],
+  );
+  assert.throws(() => chainOrder("kv_cache.log", [`${dir}/other.log`]), TypeError);
 });
