@@ -8,15 +8,8 @@ import { sealV1Record } from "../lib/forensic/format_v1.ts";
 import { GENESIS_V2 } from "../lib/forensic/types.ts";
 import { openForensicLog } from "../lib/forensic/writer.ts";
 import { verifyLog } from "../lib/forensic/verify.ts";
+import { BENCH_FIELDS as FIELDS, BENCH_KEY as KEY } from "./_records.ts";
 
-const KEY = new TextEncoder().encode("bench-key");
-const FIELDS = {
-  tenant_id: "tenant-3",
-  request_id: "req-1",
-  model_id: "llama-3-8b",
-  handle: "b-1",
-  nbytes: 262144,
-};
 const HEADER = { seq: 7, ts: "2026-01-01T00:00:00.000Z", event: "allocate", prev: GENESIS_V2 };
 const LINE = sealV2Record(HEADER, FIELDS).line.slice(0, -1);
 const KEYED_LINE = sealV2Record(HEADER, FIELDS, { key: KEY }).line.slice(0, -1);

@@ -10,10 +10,10 @@
 import { sealV1Record } from "../lib/forensic/format_v1.ts";
 import { openForensicLog } from "../lib/forensic/writer.ts";
 import { verifyLog } from "../lib/forensic/verify.ts";
+import { BENCH_KEY as KEY } from "./_records.ts";
 
 const N = 100_000;
 const RUNS = 3;
-const KEY = new TextEncoder().encode("bench-key");
 const fields = (i: number) => ({
   tenant_id: `tenant-${i % 4}`,
   request_id: `req-${i}`,

@@ -12,15 +12,8 @@ import {
   parseVerifierKey,
   proveInclusion,
 } from "../lib/transparency/mod.ts";
+import { BENCH_FIELDS as FIELDS, BENCH_KEY as KEY } from "./_records.ts";
 
-const KEY = new TextEncoder().encode("bench-key");
-const FIELDS = {
-  tenant_id: "tenant-3",
-  request_id: "req-1",
-  model_id: "llama-3-8b",
-  handle: "b-1",
-  nbytes: 262144,
-};
 const RECORDS = 20_000;
 const signer = parseSignerKey(generateNoteKey("bench").signerKey);
 
