@@ -1,6 +1,7 @@
 /**
  * The forward-secure MAC flags: `--mac-state-file` and `--mac-epoch-records` for the writers
- * (`trace`, also `--listen`, and `prune`), `--keyring` for `verify`. The CLI owns the state file;
+ * (`trace`, also `--listen`, and `prune`), `--keyring` for `verify` and `gate
+ * --require-verified`. The CLI owns the state file;
  * the logic is lib/forensic/epoch_key.ts.
  *
  * @module

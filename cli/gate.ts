@@ -62,6 +62,7 @@ async function gate(path: string | undefined, raw: RawFlags): Promise<number> {
   const input = gateInput(path, raw);
   requireWith(raw, "--hmac-key-file", "--require-verified", "LOG");
   requireWith(raw, "--chain-only", "--require-verified", "LOG");
+  requireWith(raw, "--keyring", "--require-verified", "LOG");
   requireWith(raw, "--test-report", "--evidence", "DIR");
   const policyPath = stringFlag(raw, "--policy");
   let policy;
@@ -75,9 +76,14 @@ async function gate(path: string | undefined, raw: RawFlags): Promise<number> {
     env: envString,
   });
   const requireVerified = stringFlag(raw, "--require-verified");
-  const hmacKey = requireVerified === undefined
-    ? undefined
-    : await resolveHmacKey(stringFlag(raw, "--hmac-key-file"));
+  let hmacKey: Uint8Array | undefined;
+  let macKeyring: Uint8Array[] | undefined;
+  if (requireVerified !== undefined) {
+    hmacKey = await resolveHmacKey(stringFlag(raw, "--hmac-key-file"));
+    // Loaded only here: start-up without --require-verified stays free of the forensic code.
+    const { resolveKeyring } = await import("./_mac_options.ts");
+    macKeyring = await resolveKeyring(stringFlag(raw, "--keyring"), hmacKey);
+  }
   const out = stringFlag(raw, "--out");
   const evidence = stringFlag(raw, "--evidence");
   const color = useColor();
@@ -87,6 +93,7 @@ async function gate(path: string | undefined, raw: RawFlags): Promise<number> {
     thresholds,
     requireVerified,
     hmacKey,
+    macKeyring,
     chainOnly: raw.get("--chain-only") === true,
     out,
     evidence,

@@ -75,6 +75,12 @@ export const GATE_FLAGS: readonly GateFlagSpec[] = [
       "with MACs fails the log_macs_checked check without it",
   },
   {
+    long: "--keyring",
+    value: "file",
+    description: "initial keys of a rekeyed forward-secure --require-verified log, lines " +
+      "<key id> <path|base64:key> (0600; env KV_MAC_KEYRING; needs --hmac-key-file)",
+  },
+  {
     long: "--chain-only",
     description: "accept a --require-verified log whose MACs cannot be checked for want of a " +
       "key: only its hash chain is verified, which anyone able to rewrite the log can recompute",

@@ -78,6 +78,8 @@ export interface RunGateOptions {
   requireVerified?: string;
   /** The log's HMAC key. */
   hmacKey?: Uint8Array;
+  /** Further initial keys of a rekeyed forward-secure log (`--keyring`). */
+  macKeyring?: Uint8Array[];
   /**
    * Accept a log whose MACs cannot be checked for want of a key.
    *
@@ -95,9 +97,13 @@ export interface RunGateOptions {
 /** The verification the verdict records. */
 type Verification = LogCheckReport & { log: string };
 
-async function verify(log: string, hmacKey: Uint8Array | undefined): Promise<Verification> {
+async function verify(
+  log: string,
+  hmacKey: Uint8Array | undefined,
+  macKeyring: Uint8Array[] | undefined,
+): Promise<Verification> {
   const { verifyLog } = await import("../forensic/verify.ts");
-  const report = await verifyLog(log, { hmacKey });
+  const report = await verifyLog(log, { hmacKey, macKeyring });
   const { ok, files, records, head, mac_checked, mac_present, failure } = report;
   return { log, ok, files, records, head, mac_checked, mac_present, failure };
 }
@@ -136,7 +142,7 @@ export async function runGate(input: GateInput, options: RunGateOptions): Promis
   let verdict = evaluateGate(loaded.metrics, options.thresholds);
   let verification: Verification | undefined;
   if (options.requireVerified !== undefined) {
-    verification = await verify(options.requireVerified, options.hmacKey);
+    verification = await verify(options.requireVerified, options.hmacKey, options.macKeyring);
     verdict = addLogCheck(verdict, verification, options.requireVerified, {
       chainOnly: options.chainOnly,
     });

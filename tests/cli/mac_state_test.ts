@@ -28,12 +28,25 @@ function verify(dir: string, extra: string[]) {
   return runKvh(["verify", `${dir}/log/kv_cache.log`, "--json", ...extra]);
 }
 
+/** `kvh gate --json` on the run's metrics, requiring the log to verify. */
+function gate(dir: string, extra: string[], env: Record<string, string> = {}) {
+  const log = ["--require-verified", `${dir}/log/kv_cache.log`];
+  return runKvh(["gate", `${dir}/c.json`, "--json", ...log, ...extra], { env });
+}
+
+/** Writes the initial key and a second one to rekey to; returns the writer's flags. */
+async function writeKeys(dir: string) {
+  await Deno.writeTextFile(`${dir}/mac.key`, KEY, { mode: 0o600 });
+  await Deno.writeTextFile(`${dir}/new.key`, KEY2, { mode: 0o600 });
+  return {
+    state: ["--mac-state-file", `${dir}/mac.state`],
+    key: ["--hmac-key-file", `${dir}/mac.key`],
+  };
+}
+
 Deno.test("kvh trace keeps a forward-secure log that kvh verify checks with the initial key", async () => {
   await withTempDir(async (dir) => {
-    await Deno.writeTextFile(`${dir}/mac.key`, KEY, { mode: 0o600 });
-    await Deno.writeTextFile(`${dir}/new.key`, KEY2, { mode: 0o600 });
-    const state = ["--mac-state-file", `${dir}/mac.state`];
-    const key = ["--hmac-key-file", `${dir}/mac.key`];
+    const { state, key } = await writeKeys(dir);
     const start = await trace(dir, [...key, ...state]);
     assert.equal(start.code, 0, start.stderr);
     // Continued from the state file alone.
@@ -45,16 +58,9 @@ Deno.test("kvh trace keeps a forward-secure log that kvh verify checks with the 
     assert.equal(report.mac_checked, true);
     assert.ok(report.files > 1, "the log rotated");
     // The gate's --require-verified derives the epoch keys the same way.
-    const gate = await runKvh([
-      "gate",
-      `${dir}/c.json`,
-      "--json",
-      "--require-verified",
-      `${dir}/log/kv_cache.log`,
-      ...key,
-    ]);
-    const verdict = JSON.parse(gate.stdout);
-    assert.equal(verdict.verification.ok, true, gate.stdout);
+    const gated = await gate(dir, key);
+    const verdict = JSON.parse(gated.stdout);
+    assert.equal(verdict.verification.ok, true, gated.stdout);
     // Neither the key nor the state file: refused, the log unchanged.
     const bare = await trace(dir, []);
     assert.equal(bare.code, 1, bare.stderr);
@@ -96,5 +102,31 @@ Deno.test("kvh trace keeps a forward-secure log that kvh verify checks with the 
     const wrongRing = await verify(dir, [...key, "--keyring", `${dir}/keyring`]);
     assert.equal(wrongRing.code, 1, wrongRing.stderr);
     assert.match(wrongRing.stderr, /keyring/);
+  });
+});
+
+Deno.test("kvh gate --require-verified takes --keyring for a rekeyed log, as kvh verify does", async () => {
+  await withTempDir(async (dir) => {
+    const { state, key } = await writeKeys(dir);
+    assert.equal((await trace(dir, [...key, ...state])).code, 0);
+    const rekey = await trace(dir, ["--hmac-key-file", `${dir}/new.key`, ...state]);
+    assert.equal(rekey.code, 0, rekey.stderr);
+    await Deno.writeTextFile(
+      `${dir}/keyring`,
+      `${macKeyId(new TextEncoder().encode(KEY2))} new.key\n`,
+      { mode: 0o600 },
+    );
+    const without = await gate(dir, key);
+    assert.equal(without.code, 2, without.stderr);
+    assert.equal(JSON.parse(without.stdout).verification.failure.reason, "unknown_key");
+    const withRing = await gate(dir, [...key, "--keyring", `${dir}/keyring`]);
+    assert.equal(withRing.code, 0, withRing.stdout + withRing.stderr);
+    assert.equal(JSON.parse(withRing.stdout).verification.mac_checked, true);
+    const fromEnv = await gate(dir, key, { KV_MAC_KEYRING: `${dir}/keyring` });
+    assert.equal(fromEnv.code, 0, fromEnv.stdout + fromEnv.stderr);
+    // Without a log to verify the keyring has no use: a usage error, not a silent pass.
+    const noLog = await runKvh(["gate", `${dir}/c.json`, "--keyring", `${dir}/keyring`]);
+    assert.equal(noLog.code, 1, noLog.stderr);
+    assert.match(noLog.stderr, /--keyring: it needs --require-verified/);
   });
 });
