@@ -100,12 +100,17 @@ static void leaf_hash(const uint8_t *msg, uint32_t len, uint8_t out[32]) {
   SHA256_Final(out, &ctx);
 }
 
+// Not the one-shot SHA256(): in OpenSSL 3 it fetches the algorithm on every call, ~370 ns
+// against ~100 ns here for the 65 bytes of a node, and a proof over a 1M-record log hashes 1M
+// nodes.
 static void node_hash(const uint8_t *left, const uint8_t *right, uint8_t out[32]) {
-  uint8_t block[65];
-  block[0] = 0x01;
-  memcpy(block + 1, left, 32);
-  memcpy(block + 33, right, 32);
-  SHA256(block, sizeof block, out);
+  static const uint8_t prefix = 0x01;
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, &prefix, 1);
+  SHA256_Update(&ctx, left, 32);
+  SHA256_Update(&ctx, right, 32);
+  SHA256_Final(out, &ctx);
 }
 
 // Writes SHA-256(0x00 || message i) to out + 32i for each of the n (offset, length) pairs in
