@@ -31,7 +31,8 @@ export function merkleHasher(): MerkleHasher {
  * @param desc Offset and length of each.
  * @param count Messages.
  * @param hasher Native or TS.
- * @returns The packed hashes (32 bytes each).
+ * @param out Where the hashes go (32 bytes each); a new array by default.
+ * @returns `out`.
  *
  * @example Usage
  * ```ts
@@ -49,8 +50,8 @@ export function hashLeaves(
   desc: Uint32Array,
   count: number,
   hasher: MerkleHasher = merkleHasher(),
+  out: Uint8Array = new Uint8Array(count * HASH_BYTES),
 ): Uint8Array {
-  const out = new Uint8Array(count * HASH_BYTES);
   if (hasher !== null) {
     if (hasher.leafHashes(data, desc, count, out) !== count) {
       throw new RangeError(`Cannot hash ${count} leaves: a message lies outside the data`);

@@ -95,14 +95,40 @@ export class MemoryTree implements SubtreeSource {
     if (leafHashes.length % HASH_BYTES !== 0) {
       throw new RangeError("Invalid leaf hashes: expected whole 32-byte hashes");
     }
+    this.pushInto(leafHashes.length / HASH_BYTES, (view) => view.set(leafHashes));
+  }
+
+  /**
+   * Appends `count` leaf hashes written in place, without a copy: a reader hashes straight into
+   * the tree.
+   *
+   * @param count Leaves to append.
+   * @param write Fills the view it is given (`count` × 32 bytes) with the leaf hashes.
+   */
+  pushInto(count: number, write: (view: Uint8Array) => void): void {
     const at = this.#count * HASH_BYTES;
-    if (at + leafHashes.length > this.#leaves.length) {
-      const grown = new Uint8Array(Math.max(this.#leaves.length * 2, at + leafHashes.length));
-      grown.set(this.#leaves);
-      this.#leaves = grown;
-    }
-    this.#leaves.set(leafHashes, at);
-    this.#count += leafHashes.length / HASH_BYTES;
+    const bytes = count * HASH_BYTES;
+    if (at + bytes > this.#leaves.length) this.#grow(Math.max(this.#leaves.length * 2, at + bytes));
+    write(this.#leaves.subarray(at, at + bytes));
+    this.#count += count;
+  }
+
+  /**
+   * Makes room for `count` more leaves at once. Growing step by step touches twice the memory
+   * the leaves need, and fresh pages cost a fault each: a reader that can estimate how many
+   * leaves it will add says so first.
+   *
+   * @param count Leaves about to be appended.
+   */
+  reserve(count: number): void {
+    const bytes = (this.#count + count) * HASH_BYTES;
+    if (bytes > this.#leaves.length) this.#grow(bytes);
+  }
+
+  #grow(bytes: number): void {
+    const grown = new Uint8Array(bytes);
+    grown.set(this.#leaves.subarray(0, this.#count * HASH_BYTES));
+    this.#leaves = grown;
   }
 
   /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type LogLine, readLines } from "../../lib/forensic/reader.ts";
+import { type LogLine, readChunks, readLines } from "../../lib/forensic/reader.ts";
 
 /** A reader over fixed chunks, so chunk boundaries fall where a test wants them. */
 function chunks(...parts: (string | Uint8Array)[]) {
@@ -67,4 +67,35 @@ Deno.test("readLines() decodes a multi-byte character split across reads", async
 Deno.test("readLines() splits lines one by one when a read holds more than the cap", async () => {
   const lines = await collect(chunks("aaaa\nbbbbbbbbbbbb\ncc\n"), 8);
   assert.deepEqual(lines.map((l) => l.text ?? l.problem), ["aaaa", "too_long", "cc"]);
+});
+
+Deno.test("readChunks() gives the same runs with a reused buffer as with one buffer per run", async () => {
+  const parts = () => [
+    "ab",
+    "c\nde",
+    "f\n\ng" + "h".repeat(40),
+    "x".repeat(30) + "\nok\n",
+    "y".repeat(60),
+    "y".repeat(60),
+    "\nlast",
+  ];
+  const runs = async (reuseBuffer: boolean) => {
+    const out: string[] = [];
+    const options = { maxLineBytes: 100, chunkBytes: 64, reuseBuffer };
+    for await (const chunk of readChunks(chunks(...parts()), options)) {
+      // Copied as it comes: with reuse a run is valid only until the next one.
+      const bytes = chunk.kind === "too_long" ? undefined : chunk.bytes;
+      out.push(`${chunk.kind}:${bytes === undefined ? "" : new TextDecoder().decode(bytes)}`);
+    }
+    return out;
+  };
+  const fresh = await runs(false);
+  assert.deepEqual(await runs(true), fresh);
+  assert.deepEqual(fresh, [
+    "lines:abc",
+    "lines:def\n",
+    `lines:g${"h".repeat(40)}${"x".repeat(30)}\nok`,
+    "too_long:",
+    "torn:last",
+  ]);
 });

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { withTempDir } from "../_temp_dir.ts";
 import { sealV2Record } from "../../lib/forensic/format_v2.ts";
 import { GENESIS_V2 } from "../../lib/forensic/types.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
 import { canonicalBody, readLogTree, recordLeafHash } from "../../lib/transparency/log_tree.ts";
 import { CompactRange } from "../../lib/transparency/merkle.ts";
+import { MemoryTree } from "../../lib/transparency/memory_tree.ts";
+import { listChainFiles } from "../../lib/forensic/chain_files.ts";
 
 const KEY = new TextEncoder().encode("k");
 const TS = "2026-01-01T00:00:00.000Z";
@@ -81,5 +83,59 @@ Deno.test("readLogTree() reads a rotated history in seq order with its log id", 
     assert.equal(logId, "abc");
     assert.equal(conflict, undefined);
     assert.ok(tree.size > 8);
+  });
+});
+
+/** The leaf of every line of a history, through the line's text (canonicalBody). */
+async function textLeaves(path: string): Promise<Uint8Array[]> {
+  const leaves: Uint8Array[] = [];
+  for (const file of await listChainFiles(dirname(path), basename(path))) {
+    for (const line of (await Deno.readTextFile(file)).split("\n").slice(0, -1)) {
+      leaves.push(recordLeafHash(canonicalBody(line)!));
+    }
+  }
+  return leaves;
+}
+
+Deno.test("readLogTree() hashes each body from the bytes read as from the line's text, ASCII or not", async () => {
+  await withTempDir(async (dir) => {
+    // The first file holds more lines than one run's first table; the second has a record
+    // with other characters than ASCII, and a rotate record with the log id after its start.
+    const log = await openForensicLog({ dir, hmacKey: KEY, maxBytes: 1_500_000, logId: "abc" });
+    for (let i = 0; i < 6000; i++) {
+      await log.append("a", i === 5500 ? { i, name: "café ☕" } : { i });
+    }
+    await log.close();
+    const path = join(dir, "kv_cache.log");
+    const expected = await textLeaves(path);
+    assert.ok((await listChainFiles(dir)).length === 2, "the log rotated once");
+    const { tree, logId, conflict } = await readLogTree(path);
+    assert.equal(tree.size, expected.length);
+    for (let i = 0; i < expected.length; i++) assert.deepEqual(tree.leaf(i), expected[i]);
+    assert.deepEqual(tree.root(), new MemoryTree(expected).root());
+    assert.deepEqual([logId, conflict], ["abc", undefined]);
+  });
+});
+
+Deno.test("readLogTree() finds a log id of another log in the middle of a run", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "kv_cache.log");
+    const lines: string[] = [];
+    let prev = GENESIS_V2;
+    for (let seq = 0; seq < 4; seq++) {
+      const fields = seq === 0 ? { log_id: "x" } : seq === 2 ? { log_id: "y" } : {};
+      const sealed = sealV2Record({ seq, ts: TS, event: "a", prev }, fields);
+      lines.push(sealed.line);
+      prev = sealed.hash;
+    }
+    await Deno.writeTextFile(path, lines.join(""));
+    const { logId, conflict } = await readLogTree(path);
+    assert.equal(logId, "x");
+    assert.deepEqual(conflict, { file: "kv_cache.log", line: 3, found: "y" });
+    // A line that is not UTF-8 is refused as the text path refused it.
+    const bytes = new TextEncoder().encode(lines.join(""));
+    bytes[lines[0]!.length + 5] = 0xff;
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(readLogTree(path), /line 2 is not a complete v2 record/);
   });
 });
