@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { LineWriter, readLineBatches } from "./_line_io.ts";
 import { PROTOCOL_VERSION, type ReleaseResult, type SidecarReply } from "./types.ts";
 
 /** An `ok:false` reply, as an error. */
@@ -28,9 +29,6 @@ export class SidecarReplyError extends Error {
     return this.reply.error?.code ?? "";
   }
 }
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /**
  * A connection to `kvh trace --listen`.
@@ -58,9 +56,12 @@ export class SidecarClient {
   >();
   #closed: Error | undefined;
   #reading: Promise<void>;
+  // Requests sent in one turn of the event loop (pipelined by concurrent callers) share a write.
+  #lines: LineWriter<never>;
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    this.#lines = new LineWriter(conn, (_, error) => this.#fail(error));
     this.#reading = this.#read();
   }
 
@@ -84,11 +85,11 @@ export class SidecarClient {
   send(op: string, fields: Record<string, unknown> = {}): Promise<SidecarReply> {
     if (this.#closed) return Promise.reject(this.#closed);
     const id = this.#nextId++;
-    const line = JSON.stringify({ v: PROTOCOL_VERSION, ...fields, id, op }) + "\n";
+    const line = JSON.stringify({ v: PROTOCOL_VERSION, ...fields, id, op });
     const reply = new Promise<SidecarReply>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
     });
-    void this.#write(line).catch((error) => this.#fail(error as Error));
+    void this.#lines.send(line, []);
     return reply;
   }
 
@@ -115,26 +116,11 @@ export class SidecarClient {
     return await this.request("release", { handle }) as unknown as ReleaseResult;
   }
 
-  /**
-   * Writes a raw line (tests send malformed ones).
-   *
-   * @param line The bytes to send, newline included.
-   * @returns When written.
-   */
-  async #write(line: string): Promise<void> {
-    const bytes = encoder.encode(line);
-    for (let done = 0; done < bytes.length;) done += await this.#conn.write(bytes.subarray(done));
-  }
-
   async #read(): Promise<void> {
-    let pending = "";
     try {
-      for await (const chunk of this.#conn.readable) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = pending.indexOf("\n")) >= 0) {
-          const parsed = JSON.parse(pending.slice(0, newline)) as SidecarReply | SidecarReply[];
-          pending = pending.slice(newline + 1);
+      for await (const lines of readLineBatches(this.#conn, Number.MAX_SAFE_INTEGER)) {
+        for (const line of lines) {
+          const parsed = JSON.parse(line!) as SidecarReply | SidecarReply[];
           for (const reply of Array.isArray(parsed) ? parsed : [parsed]) {
             const waiter = typeof reply.id === "number" ? this.#waiting.get(reply.id) : undefined;
             if (waiter === undefined) continue;

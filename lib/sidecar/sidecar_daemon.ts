@@ -12,6 +12,7 @@ import { MetricsCollector } from "../metrics/collector.ts";
 import type { MetricsSnapshot, RunStatus } from "../metrics/types.ts";
 import type { DaemonContext, DaemonCounters } from "./_context.ts";
 import { openCpuPool } from "./cpu_pool.ts";
+import { LineWriter, readLineBatches } from "./_line_io.ts";
 import type { CudaPoolRequest, EnginePool } from "./engine_pool.ts";
 import type { PoolFiles } from "./pool_files.ts";
 import { SidecarRequestError } from "./request_error.ts";
@@ -66,10 +67,7 @@ export interface StopResult {
   abandonedReleases: number;
 }
 
-const NEWLINE = 10;
 const REGISTER = /"op"\s*:\s*"register_pool"/;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 type Outcome = { reply: SidecarReply; op: string | null };
 
@@ -218,68 +216,63 @@ export class SidecarDaemon {
     this.#conns.add(conn);
     const session = this.openSession();
     const pending = new Set<Promise<void>>();
-    let writing: Promise<void> = Promise.resolve();
-    let writable = true;
+    // A reply that never reached the engine: its release is quarantined, as the engine treats it.
+    const replies = new LineWriter<Outcome>(conn, async (lost) => {
+      for (const o of lost) {
+        if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+      }
+    });
+    const send = (outcomes: Outcome[], batch: boolean) =>
+      replies.send(
+        batch ? JSON.stringify(outcomes.map((o) => o.reply)) : JSON.stringify(outcomes[0]!.reply),
+        outcomes,
+      );
     let barrier: Promise<unknown> | undefined;
-    const send = (outcomes: Outcome[], batch: boolean) => {
-      const body = batch
-        ? JSON.stringify(outcomes.map((o) => o.reply))
-        : JSON.stringify(outcomes[0]!.reply);
-      writing = writing.then(async () => {
-        try {
-          if (!writable) throw new Error("Connection closed");
-          const bytes = encoder.encode(body + "\n");
-          for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-        } catch {
-          writable = false;
-          for (const o of outcomes) {
-            if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
-          }
-        }
-      });
-      return writing;
-    };
     try {
-      for await (const line of readLines(conn, this.#ctx.limits.max_line_bytes)) {
-        if (line === null) {
-          const error = new SidecarRequestError(
-            "line_too_long",
-            `A request line exceeds ${this.#ctx.limits.max_line_bytes} bytes`,
+      // The lines of one read start together: their releases share one scrub call and their
+      // replies one write.
+      reading: for await (const lines of readLineBatches(conn, this.#ctx.limits.max_line_bytes)) {
+        for (const line of lines) {
+          if (line === null) {
+            const error = new SidecarRequestError(
+              "line_too_long",
+              `A request line exceeds ${this.#ctx.limits.max_line_bytes} bytes`,
+            );
+            this.#ctx.counters.errors++;
+            void send([{ reply: errorReply(null, error), op: null }], false);
+            continue;
+          }
+          // A pool registration opens a file or a GPU mapping (awaits): the lines after it wait
+          // for it, so a pipelined assign finds its pool. Everything else starts at once.
+          const run = () => this.handleLine(session, line);
+          const handled = barrier === undefined ? run() : barrier.then(run);
+          if (REGISTER.test(line)) {
+            const current: Promise<unknown> = handled.catch(() => {});
+            barrier = current;
+            void current.then(() => {
+              if (barrier === current) barrier = undefined;
+            });
+          }
+          const started = handled.then((outcomes) =>
+            send(outcomes, line.trimStart().startsWith("["))
           );
-          this.#ctx.counters.errors++;
-          await send([{ reply: errorReply(null, error), op: null }], false);
-          continue;
-        }
-        // A pool registration opens a file or a GPU mapping (awaits): the lines after it wait
-        // for it, so a pipelined assign finds its pool. Everything else starts at once.
-        const run = () => this.handleLine(session, line);
-        const handled = barrier === undefined ? run() : barrier.then(run);
-        if (REGISTER.test(line)) {
-          const current: Promise<unknown> = handled.catch(() => {});
-          barrier = current;
-          void current.then(() => {
-            if (barrier === current) barrier = undefined;
-          });
-        }
-        const started = handled.then((outcomes) =>
-          send(outcomes, line.trimStart().startsWith("["))
-        );
-        pending.add(started);
-        void started.finally(() => pending.delete(started));
-        // Backpressure: a client that pipelines without reading its replies stops being read.
-        if (pending.size >= this.#ctx.limits.max_in_flight) await Promise.race(pending);
-        if (this.#isBye(line)) {
-          // Leaving the loop cancels the socket's stream, which closes it: answer first.
-          await Promise.allSettled(pending);
-          await writing;
-          break;
+          pending.add(started);
+          void started.finally(() => pending.delete(started));
+          // Backpressure: a client that pipelines without reading its replies stops being read.
+          if (pending.size >= this.#ctx.limits.max_in_flight) await Promise.race(pending);
+          if (this.#isBye(line)) {
+            // Leaving the loop closes the connection: answer first.
+            await Promise.allSettled(pending);
+            await replies.drained();
+            break reading;
+          }
         }
       }
     } catch {
       // A reset connection ends like a closed one.
     } finally {
       await Promise.allSettled(pending);
-      await writing;
+      await replies.drained();
       this.#conns.delete(conn);
       try {
         conn.close();
@@ -440,58 +433,4 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function errorReply(id: number | string | null, error: SidecarRequestError): SidecarReply {
   return { v: PROTOCOL_VERSION, id, ok: false, error: error.toWire() };
-}
-
-// Lines as strings; null for a line longer than the limit (its bytes are skipped up to the
-// next newline, and the connection goes on).
-async function* readLines(
-  conn: Deno.Conn,
-  maxBytes: number,
-): AsyncGenerator<string | null> {
-  let parts: Uint8Array[] = [];
-  let size = 0;
-  let skipping = false;
-  for await (const chunk of conn.readable) {
-    let start = 0;
-    while (start < chunk.length) {
-      const end = chunk.indexOf(NEWLINE, start);
-      if (end === -1) {
-        if (!skipping) {
-          parts.push(chunk.slice(start));
-          size += chunk.length - start;
-          if (size > maxBytes) {
-            skipping = true;
-            parts = [];
-            size = 0;
-            yield null;
-          }
-        }
-        break;
-      }
-      if (skipping) {
-        skipping = false;
-      } else if (size + end - start > maxBytes) {
-        parts = [];
-        size = 0;
-        yield null;
-      } else {
-        parts.push(chunk.subarray(start, end));
-        const line = parts.length === 1 ? decoder.decode(parts[0]) : decoder.decode(concat(parts));
-        parts = [];
-        size = 0;
-        if (line.trim() !== "") yield line;
-      }
-      start = end + 1;
-    }
-  }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
