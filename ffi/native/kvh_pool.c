@@ -1,5 +1,7 @@
 // kvh's pool file helper, loaded by lib/sidecar/native_pool.ts through Deno.dlopen: the file
-// work of the sidecar's CPU pools (resolve, stat, open, scrub, close). Deno grants files under
+// work of the sidecar's CPU pools (resolve, stat, open, scrub, close). The scrubs of one batch
+// of releases (the request lines of one socket read) come in one call, size checks included:
+// for a 16 KiB release the calls themselves cost about as much as its two system calls. Deno grants files under
 // /dev, where shared-memory pools live (/dev/shm), only to a process holding every permission;
 // calls through FFI are not path-checked, so kvh's named permissions (--allow-ffi among them)
 // reach those pools through this library. The checks on what a pool may be stay in TypeScript
@@ -20,11 +22,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KVH_POOL_ABI_VERSION 1
+#define KVH_POOL_ABI_VERSION 2
 #define EXPORT __attribute__((visibility("default")))
 
-// kvh_pool_scrub's result when a read-back ended early: the file shrank under the scrub.
+// Outcomes of one scrub besides 0 (done) and -errno: a read-back ended early (the file shrank
+// under the scrub); the file was removed; the file is shorter than the registered pool.
 #define KVH_POOL_SHORT 1
+#define KVH_POOL_GONE 2
+#define KVH_POOL_SMALL 3
 
 enum { CHUNK_BYTES = 1 << 20 };
 
@@ -113,23 +118,13 @@ static uint64_t count_nonzero(const uint8_t *p, size_t n) {
 static uint8_t zeros[CHUNK_BYTES];
 
 // Zeroes each of the n ranges (ranges[2i] offset, ranges[2i+1] length) `passes` times, then
-// reads every byte back: out[0] bytes read back, out[1] of them not zero. Returns 0,
-// KVH_POOL_SHORT when a read-back hit the end of the file, or -errno.
-EXPORT int32_t kvh_pool_scrub(int32_t fd, const uint64_t *ranges, uint32_t n, uint32_t passes,
-                              uint64_t out[2]) {
-  out[0] = 0;
-  out[1] = 0;
-  // The read-back buffer is as large as the largest range needs, up to a chunk: small releases
-  // get it from the heap's free lists instead of a fresh mapping.
-  uint64_t largest = 0;
-  for (uint32_t i = 0; i < n; i++) {
-    if (ranges[2 * i + 1] > largest) largest = ranges[2 * i + 1];
-  }
-  size_t capacity = largest < CHUNK_BYTES ? (size_t)largest : CHUNK_BYTES;
-  uint8_t *back = malloc(capacity > 0 ? capacity : 1);
-  int rc = back == NULL ? -ENOMEM : 0;
-  for (uint32_t pass = 0; rc == 0 && pass < passes; pass++) {
-    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+// reads every byte back through `back` (capacity bytes): out[0] += bytes read back, out[1] +=
+// those not zero. Returns 0, KVH_POOL_SHORT when a read-back hit the end of the file, or -errno.
+static int scrub_ranges(int fd, const uint64_t *ranges, uint64_t n, uint64_t passes,
+                        uint8_t *back, size_t capacity, int64_t out[2]) {
+  int rc = 0;
+  for (uint64_t pass = 0; rc == 0 && pass < passes; pass++) {
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
       for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
         uint64_t left = ranges[2 * i + 1] - done;
         size_t step = left < CHUNK_BYTES ? (size_t)left : CHUNK_BYTES;
@@ -138,20 +133,60 @@ EXPORT int32_t kvh_pool_scrub(int32_t fd, const uint64_t *ranges, uint32_t n, ui
       }
     }
   }
-  for (uint32_t i = 0; rc == 0 && i < n; i++) {
+  for (uint64_t i = 0; rc == 0 && i < n; i++) {
     for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
       uint64_t left = ranges[2 * i + 1] - done;
       size_t step = left < capacity ? (size_t)left : capacity;
       rc = read_all(fd, back, step, ranges[2 * i] + done);
       if (rc == 0) {
-        out[0] += step;
-        out[1] += count_nonzero(back, step);
+        out[0] += (int64_t)step;
+        out[1] += (int64_t)count_nonzero(back, step);
       }
       done += step;
     }
   }
-  free(back);
   return rc;
+}
+
+// One scrub of one pool file: the file is checked first (still linked, at least the registered
+// size: a release never writes into a pool that shrank or is gone), then its ranges are zeroed
+// and read back.
+static int64_t scrub_job(const int64_t job[5], const uint64_t *ranges, uint8_t *back,
+                         size_t capacity, int64_t out[4]) {
+  struct stat st;
+  if (fstat((int)job[0], &st) != 0) return -errno;
+  out[3] = (int64_t)st.st_size;
+  if (st.st_nlink == 0) return KVH_POOL_GONE;
+  if (st.st_size < job[1]) return KVH_POOL_SMALL;
+  return scrub_ranges((int)job[0], ranges + 2 * job[2], (uint64_t)job[3], (uint64_t)job[4], back,
+                      capacity, out + 1);
+}
+
+// Runs n scrubs in order. jobs[5i..5i+4]: descriptor, registered bytes, index of the job's first
+// range in `ranges` (ranges[2r] offset, ranges[2r+1] length), number of ranges, passes.
+// out[4i..4i+3]: outcome (0, KVH_POOL_SHORT, KVH_POOL_GONE, KVH_POOL_SMALL or -errno), bytes
+// read back, of them not zero, the file's size. Each job has its own outcome: one that fails
+// does not stop the others. Returns 0, or -ENOMEM with no job run.
+EXPORT int32_t kvh_pool_scrub_batch(const int64_t *jobs, uint32_t n, const uint64_t *ranges,
+                                    int64_t *out) {
+  // The read-back buffer is as large as the largest range needs, up to a chunk: small releases
+  // get it from the heap's free lists instead of a fresh mapping.
+  uint64_t largest = 1;
+  for (uint32_t j = 0; j < n; j++) {
+    for (int64_t i = jobs[5 * j + 2]; i < jobs[5 * j + 2] + jobs[5 * j + 3]; i++) {
+      if (ranges[2 * i + 1] > largest) largest = ranges[2 * i + 1];
+    }
+  }
+  size_t capacity = largest < CHUNK_BYTES ? (size_t)largest : CHUNK_BYTES;
+  uint8_t *back = malloc(capacity);
+  if (back == NULL) return -ENOMEM;
+  for (uint32_t j = 0; j < n; j++) {
+    int64_t *o = out + 4 * j;
+    o[1] = o[2] = o[3] = 0;
+    o[0] = scrub_job(jobs + 5 * j, ranges, back, capacity, o);
+  }
+  free(back);
+  return 0;
 }
 
 // The system's message for errno e (positive) into out, NUL-terminated.

@@ -10,7 +10,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import type { ByteRange } from "./block_layout.ts";
-import { type EnginePool, type PoolScrubResult, PoolUnavailableError } from "./engine_pool.ts";
+import type { EnginePool, PoolScrubResult } from "./engine_pool.ts";
 import { loadNativePoolFiles } from "./native_pool.ts";
 import { DENO_POOL_FILES, type PoolFile, type PoolFiles, type PoolStat } from "./pool_files.ts";
 
@@ -148,24 +148,8 @@ class CpuPool implements EnginePool {
     this.identity = identity;
   }
 
-  // Synchronous on purpose: a release is acknowledged only after this returns, and the size
-  // check before the first write stays as close to it as it can.
   scrub(ranges: readonly ByteRange[], doublePass: boolean): Promise<PoolScrubResult> {
-    try {
-      const info = this.#file.stat();
-      if (info.nlink === 0) {
-        throw new PoolUnavailableError("pool_gone", "The pool file was removed by the engine");
-      }
-      if (info.size < this.#bytes) {
-        throw new PoolUnavailableError(
-          "pool_short",
-          `The pool file shrank to ${info.size} bytes, ${this.#bytes} are registered`,
-        );
-      }
-      return Promise.resolve(this.#file.scrub(ranges, doublePass ? 2 : 1));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#file.scrub(ranges, doublePass ? 2 : 1, this.#bytes);
   }
 
   close(): Promise<void> {

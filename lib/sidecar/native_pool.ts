@@ -14,6 +14,8 @@ import type { PoolScrubResult } from "./engine_pool.ts";
 import {
   type PoolFile,
   type PoolFiles,
+  poolRemoved,
+  poolShorterThanRegistered,
   poolShrankDuringScrub,
   type PoolStat,
 } from "./pool_files.ts";
@@ -21,9 +23,11 @@ import {
 /** File name of the library. */
 export const NATIVE_POOL_LIBRARY_NAME = "libkvh_pool.so";
 
-const ABI_VERSION = 1;
-/** kvh_pool_scrub's result when a read-back hit the end of the file. */
+const ABI_VERSION = 2;
+/** Outcomes of one scrub of kvh_pool_scrub_batch besides 0 and -errno (kvh_pool.c). */
 const SHORT = 1;
+const GONE = 2;
+const SMALL = 3;
 const PATH_MAX = 4096;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -31,6 +35,8 @@ const S_IFDIR = 0o040000;
 
 // Synchronous calls, as the Deno.FsFile fallback: a release is acknowledged only after its
 // scrub returned, and no descriptor can be closed while a scrub on it runs on another thread.
+// A scrub is queued and run in a microtask, with the others queued in the same turn of the
+// event loop (the releases of one batch of request lines), in one kvh_pool_scrub_batch call.
 const SYMBOLS = {
   kvh_pool_abi_version: { parameters: [], result: "u32" },
   kvh_pool_realpath: { parameters: ["buffer", "buffer", "u32"], result: "i32" },
@@ -38,7 +44,7 @@ const SYMBOLS = {
   kvh_pool_open: { parameters: ["buffer"], result: "i32" },
   kvh_pool_fstat: { parameters: ["i32", "buffer"], result: "i32" },
   kvh_pool_close: { parameters: ["i32"], result: "i32" },
-  kvh_pool_scrub: { parameters: ["i32", "buffer", "u32", "u32", "buffer"], result: "i32" },
+  kvh_pool_scrub_batch: { parameters: ["buffer", "u32", "buffer", "buffer"], result: "i32" },
   kvh_pool_strerror: { parameters: ["i32", "buffer", "u32"], result: "void" },
 } as const;
 
@@ -85,35 +91,97 @@ function osError(symbols: Symbols, errno: number, op: string, path: string): Err
   return new (ERROR_CLASSES[errno] ?? Error)(`${message}: ${op} '${path}'`);
 }
 
+interface QueuedScrub {
+  file: NativePoolFile;
+  ranges: readonly ByteRange[];
+  passes: number;
+  bytes: number;
+  done: (result: PoolScrubResult) => void;
+  failed: (error: Error) => void;
+}
+
+// The scrubs queued in one turn of the event loop, run in one native call.
+class ScrubQueue {
+  #symbols: Symbols;
+  #queued: QueuedScrub[] = [];
+
+  constructor(symbols: Symbols) {
+    this.#symbols = symbols;
+  }
+
+  add(scrub: QueuedScrub): void {
+    if (this.#queued.push(scrub) === 1) queueMicrotask(() => this.#run());
+  }
+
+  #run(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    const jobs = new BigInt64Array(queued.length * 5);
+    const ranges = new BigUint64Array(2 * queued.reduce((n, q) => n + q.ranges.length, 0));
+    let at = 0;
+    queued.forEach((q, i) => {
+      // The descriptor now, not when the scrub was queued: one closed since is -1 (EBADF),
+      // never a number reused by another file.
+      jobs.set([
+        BigInt(q.file.fd),
+        BigInt(q.bytes),
+        BigInt(at),
+        BigInt(q.ranges.length),
+        BigInt(q.passes),
+      ], 5 * i);
+      for (const range of q.ranges) {
+        ranges[2 * at] = BigInt(range.offset);
+        ranges[2 * at + 1] = BigInt(range.length);
+        at++;
+      }
+    });
+    const out = new BigInt64Array(queued.length * 4);
+    const rc = this.#symbols.kvh_pool_scrub_batch(jobs, queued.length, ranges, out);
+    queued.forEach((q, i) => {
+      const status = rc < 0 ? rc : Number(out[4 * i]!);
+      if (status === 0) {
+        q.done({ checkedBytes: Number(out[4 * i + 1]!), nonZeroBytes: Number(out[4 * i + 2]!) });
+      } else if (status === GONE) {
+        q.failed(poolRemoved());
+      } else if (status === SMALL) {
+        q.failed(poolShorterThanRegistered(Number(out[4 * i + 3]!), q.bytes));
+      } else if (status === SHORT) {
+        q.failed(poolShrankDuringScrub());
+      } else {
+        q.failed(osError(this.#symbols, -status, "scrub", q.file.path));
+      }
+    });
+  }
+}
+
 class NativePoolFile implements PoolFile {
   #symbols: Symbols;
+  #queue: ScrubQueue;
   #fd: number;
-  #path: string;
+  readonly path: string;
 
-  constructor(symbols: Symbols, fd: number, path: string) {
+  constructor(symbols: Symbols, queue: ScrubQueue, fd: number, path: string) {
     this.#symbols = symbols;
+    this.#queue = queue;
     this.#fd = fd;
-    this.#path = path;
+    this.path = path;
+  }
+
+  get fd(): number {
+    return this.#fd;
   }
 
   stat(): PoolStat {
     const out = new BigUint64Array(5);
     const rc = this.#symbols.kvh_pool_fstat(this.#fd, out);
-    if (rc < 0) throw osError(this.#symbols, -rc, "fstat", this.#path);
+    if (rc < 0) throw osError(this.#symbols, -rc, "fstat", this.path);
     return toStat(out);
   }
 
-  scrub(ranges: readonly ByteRange[], passes: number): PoolScrubResult {
-    const table = new BigUint64Array(ranges.length * 2);
-    ranges.forEach((range, i) => {
-      table[2 * i] = BigInt(range.offset);
-      table[2 * i + 1] = BigInt(range.length);
-    });
-    const out = new BigUint64Array(2);
-    const rc = this.#symbols.kvh_pool_scrub(this.#fd, table, ranges.length, passes, out);
-    if (rc === SHORT) throw poolShrankDuringScrub();
-    if (rc < 0) throw osError(this.#symbols, -rc, "scrub", this.#path);
-    return { checkedBytes: Number(out[0]!), nonZeroBytes: Number(out[1]!) };
+  scrub(ranges: readonly ByteRange[], passes: number, bytes: number): Promise<PoolScrubResult> {
+    return new Promise((done, failed) =>
+      this.#queue.add({ file: this, ranges, passes, bytes, done, failed })
+    );
   }
 
   // -1 afterwards: a later call fails with EBADF instead of reaching whatever file the
@@ -135,6 +203,7 @@ function settled<T>(call: () => T): Promise<T> {
 }
 
 function nativePoolFiles(symbols: Symbols): PoolFiles {
+  const queue = new ScrubQueue(symbols);
   const stat = (path: string, follow: boolean): PoolStat => {
     const out = new BigUint64Array(5);
     const rc = symbols.kvh_pool_stat(cString(path), follow ? 1 : 0, out);
@@ -156,7 +225,7 @@ function nativePoolFiles(symbols: Symbols): PoolFiles {
       settled(() => {
         const fd = symbols.kvh_pool_open(cString(path));
         if (fd < 0) throw osError(symbols, -fd, "open", path);
-        return new NativePoolFile(symbols, fd, path);
+        return new NativePoolFile(symbols, queue, fd, path);
       }),
   };
 }

@@ -31,11 +31,18 @@ export interface PoolFile {
   /** Metadata of the open file. */
   stat(): PoolStat;
   /**
-   * Zeroes every range `passes` times, then reads every byte back.
+   * Checks that the file is still linked and at least `bytes` long, then zeroes every range
+   * `passes` times and reads every byte back. The native helper runs the scrubs asked for in
+   * one turn of the event loop (the releases of one batch of request lines) in one call.
    *
-   * @throws {PoolUnavailableError} `pool_short` when a read-back hit the end of the file.
+   * @param ranges Ranges inside the registered pool.
+   * @param passes Zeroing passes before the read-back.
+   * @param bytes The registered size the file must still have.
+   * @returns Bytes read back, and how many of them were not zero.
+   * @throws {PoolUnavailableError} `pool_gone` for a removed file, `pool_short` for a file
+   * shorter than `bytes` or one that shrank under the read-back.
    */
-  scrub(ranges: readonly ByteRange[], passes: number): PoolScrubResult;
+  scrub(ranges: readonly ByteRange[], passes: number, bytes: number): Promise<PoolScrubResult>;
   /** Closes kvh's descriptor. */
   close(): void;
 }
@@ -57,6 +64,19 @@ export interface PoolFiles {
 /** The `pool_short` error of a read-back that ended early: the file shrank under the scrub. */
 export function poolShrankDuringScrub(): PoolUnavailableError {
   return new PoolUnavailableError("pool_short", "The pool file shrank during the scrub");
+}
+
+/** The `pool_gone` error of a pool file the engine removed. */
+export function poolRemoved(): PoolUnavailableError {
+  return new PoolUnavailableError("pool_gone", "The pool file was removed by the engine");
+}
+
+/** The `pool_short` error of a pool file found shorter than registered before a scrub. */
+export function poolShorterThanRegistered(size: number, bytes: number): PoolUnavailableError {
+  return new PoolUnavailableError(
+    "pool_short",
+    `The pool file shrank to ${size} bytes, ${bytes} are registered`,
+  );
 }
 
 const CHUNK_BYTES = 1 << 20;
@@ -85,9 +105,20 @@ class DenoPoolFile implements PoolFile {
     return fromFileInfo(this.#file.statSync());
   }
 
+  scrub(ranges: readonly ByteRange[], passes: number, bytes: number): Promise<PoolScrubResult> {
+    try {
+      return Promise.resolve(this.#scrub(ranges, passes, bytes));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   // Synchronous on purpose: the seek and the write of one range cannot interleave with another
-  // request's.
-  scrub(ranges: readonly ByteRange[], passes: number): PoolScrubResult {
+  // request's, and the size check stays right before the first write.
+  #scrub(ranges: readonly ByteRange[], passes: number, bytes: number): PoolScrubResult {
+    const info = this.stat();
+    if (info.nlink === 0) throw poolRemoved();
+    if (info.size < bytes) throw poolShorterThanRegistered(info.size, bytes);
     for (let pass = passes; pass > 0; pass--) {
       for (const range of ranges) this.#each(range, (n) => this.#writeAll(ZEROS.subarray(0, n)));
     }

@@ -53,8 +53,8 @@ for (const files of [native, DENO_POOL_FILES]) {
         const empty = await t.pool("empty", 0);
         const file = await files!.open(empty);
         try {
-          assert.throws(
-            () => file.scrub([{ offset: 0, length: BLOCK }], 0),
+          await assert.rejects(
+            () => file.scrub([{ offset: 0, length: BLOCK }], 0, 0),
             (error: Error) =>
               error instanceof PoolUnavailableError && error.reason === "pool_short",
           );
@@ -103,14 +103,20 @@ Deno.test({
       try {
         assert.deepEqual(file.stat().ino, stat.ino);
         const ranges = [{ offset: 0, length: 10 }, { offset: 2 * BLOCK, length: BLOCK }];
-        assert.deepEqual(file.scrub(ranges, 2), { checkedBytes: BLOCK + 10, nonZeroBytes: 0 });
+        assert.deepEqual(await file.scrub(ranges, 2, 3 * BLOCK), {
+          checkedBytes: BLOCK + 10,
+          nonZeroBytes: 0,
+        });
         const bytes = await Deno.readFile(path);
         assert.equal(bytes.filter((b) => b !== 0).length, 3 * BLOCK - BLOCK - 10);
       } finally {
         file.close();
       }
       file.close();
-      assert.throws(() => file.scrub([{ offset: 0, length: 1 }], 1), /Bad file descriptor/);
+      await assert.rejects(
+        () => file.scrub([{ offset: 0, length: 1 }], 1, 0),
+        /Bad file descriptor/,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
