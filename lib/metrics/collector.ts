@@ -52,6 +52,15 @@ export interface MetricsCollectorOptions {
    * @default {"cpu"}
    */
   device?: string;
+  /**
+   * Most scrub durations kept for the p50/p95: past this many the collector keeps a uniform
+   * random sample of them all (reservoir sampling), so a daemon that scrubs for days keeps
+   * bounded memory and a snapshot stays cheap (it sorts what is kept). The percentiles are
+   * then estimates. Unset, every duration is kept and the percentiles are exact.
+   *
+   * @default {Infinity}
+   */
+  durationSamples?: number;
 }
 
 /** Outcome of one scrub, as the collector needs it. */
@@ -117,7 +126,7 @@ export class MetricsCollector {
    * @param options Threshold, verify mode and device to report.
    */
   constructor(options: MetricsCollectorOptions) {
-    this.#options = { verifyMode: "full", device: "cpu", ...options };
+    this.#options = { verifyMode: "full", device: "cpu", durationSamples: Infinity, ...options };
   }
 
   /** Counts an allocation. */
@@ -163,12 +172,18 @@ export class MetricsCollector {
     this.#scrubbedBytes += scrub.scrubbedBytes;
     if (!scrub.verified) this.#unverified++;
     this.recordCoverage(scrub.verified ? scrub.coveragePct : 0);
-    if (this.#durationCount === this.#durationsMs.length) {
-      const grown = new Float64Array(this.#durationsMs.length * 2);
-      grown.set(this.#durationsMs);
-      this.#durationsMs = grown;
+    if (this.#durationCount < this.#options.durationSamples) {
+      if (this.#durationCount === this.#durationsMs.length) {
+        const grown = new Float64Array(this.#durationsMs.length * 2);
+        grown.set(this.#durationsMs);
+        this.#durationsMs = grown;
+      }
+      this.#durationsMs[this.#durationCount++] = scrub.durationMs;
+    } else {
+      // Algorithm R: the n-th duration replaces a kept one with probability kept / n.
+      const slot = Math.floor(Math.random() * this.#scrubs);
+      if (slot < this.#durationCount) this.#durationsMs[slot] = scrub.durationMs;
     }
-    this.#durationsMs[this.#durationCount++] = scrub.durationMs;
     const seconds = scrub.durationMs / 1000;
     this.#durationSumSeconds += seconds;
     const bucket = DURATION_BUCKETS_SECONDS.findIndex((le) => seconds <= le);

@@ -68,6 +68,9 @@ export interface StopResult {
 }
 
 const REGISTER = /"op"\s*:\s*"register_pool"/;
+// Release durations kept for the metrics' p50/p95 (a uniform sample of them all): the daemon
+// runs for days, and the metrics are rewritten every second from a sort of what is kept.
+const DURATION_SAMPLES = 8192;
 
 type Outcome = { reply: SidecarReply; op: string | null };
 
@@ -125,7 +128,12 @@ export class SidecarDaemon {
     const onChange = options.onChange ?? (() => {});
     this.#ctx = {
       audit: options.audit,
-      metrics: new MetricsCollector({ thresholdPct, verifyMode: "full", device: "sidecar" }),
+      metrics: new MetricsCollector({
+        thresholdPct,
+        verifyMode: "full",
+        device: "sidecar",
+        durationSamples: DURATION_SAMPLES,
+      }),
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       thresholdPct,
       doublePass: options.doublePass ?? false,
