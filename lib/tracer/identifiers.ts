@@ -29,19 +29,38 @@ const IDENTIFIER = /^[A-Za-z0-9._:@-]+$/;
  * ```
  */
 export function validateIdentifier(field: string, value: unknown): string {
-  if (typeof value !== "string") {
-    throw new InvalidIdentifierError(field, `expected a string, got ${typeof value}`);
-  }
-  if (value.length === 0) throw new InvalidIdentifierError(field, "it is empty");
+  const problem = identifierProblem(value);
+  if (problem !== undefined) throw new InvalidIdentifierError(field, problem);
+  return value as string;
+}
+
+/**
+ * Whether `value` is an identifier {@linkcode validateIdentifier} accepts, without building an
+ * error: for paths that check many values and only report the rare bad one.
+ *
+ * @param value The value to check.
+ * @returns True when `validateIdentifier` would return it.
+ *
+ * @example Usage
+ * ```ts
+ * import { isValidIdentifier } from "./identifiers.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isValidIdentifier("acme-corp"), true);
+ * assert.equal(isValidIdentifier("a..b"), false);
+ * ```
+ */
+export function isValidIdentifier(value: unknown): value is string {
+  return identifierProblem(value) === undefined;
+}
+
+function identifierProblem(value: unknown): string | undefined {
+  if (typeof value !== "string") return `expected a string, got ${typeof value}`;
+  if (value.length === 0) return "it is empty";
   if (value.length > MAX_IDENTIFIER_LENGTH) {
-    throw new InvalidIdentifierError(
-      field,
-      `${value.length} characters exceed the limit of ${MAX_IDENTIFIER_LENGTH}`,
-    );
+    return `${value.length} characters exceed the limit of ${MAX_IDENTIFIER_LENGTH}`;
   }
-  if (!IDENTIFIER.test(value)) {
-    throw new InvalidIdentifierError(field, "only A-Z a-z 0-9 . _ : @ - are allowed");
-  }
-  if (value.includes("..")) throw new InvalidIdentifierError(field, "it contains ..");
-  return value;
+  if (!IDENTIFIER.test(value)) return "only A-Z a-z 0-9 . _ : @ - are allowed";
+  if (value.includes("..")) return "it contains ..";
+  return undefined;
 }

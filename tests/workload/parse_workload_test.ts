@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { MAX_WORKLOAD_LINE_BYTES, parseWorkload, WorkloadError } from "../../lib/workload/mod.ts";
+import {
+  MAX_WORKLOAD_LINE_BYTES,
+  parseWorkload,
+  parseWorkloadLine,
+  WorkloadError,
+} from "../../lib/workload/mod.ts";
+import { schemaRequest } from "../../lib/workload/_request_schema.ts";
 
 const GOOD = {
   tenant_id: "acme",
@@ -129,4 +135,36 @@ Deno.test("parseWorkload() reassembles lines split anywhere, up to the cap", asy
   assert.match(error.message, /w:1: tenant_id: only/);
   const over = `${lines[2]} \n`;
   assert.match((await failure(over)).message, /w\.jsonl:1: line longer than/);
+});
+
+Deno.test("parseWorkloadLine() answers every line as the zod schema does, bounds and types included", async () => {
+  const values: Record<string, unknown[]> = {
+    tenant_id: ["acme", "", "a..b", "é", "x".repeat(256), "x".repeat(257), 1, null],
+    tokens: [0, -0, 1, 10_000_000, 10_000_001, -1, 1.5, "16", null, true, 1e400],
+    layers: [1, 0, 1_000_000, 1_000_001, 2.5, "1", [], {}],
+    head_dim: [128, 0, -3],
+    dtype: ["float16", "int8", "float128", "toString", "__proto__", 2, null],
+  };
+  const candidates: Record<string, unknown>[] = [
+    GOOD,
+    { ...GOOD, extra: 1 },
+    { ...GOOD, layers: 1e6, kv_heads: 1e6 },
+    { ...GOOD, layers: 1e6, kv_heads: 8, tokens: 1000, head_dim: 1 },
+  ];
+  for (const [field, options] of Object.entries(values)) {
+    for (const value of options) candidates.push({ ...GOOD, [field]: value });
+    const { [field]: _, ...missing } = GOOD as Record<string, unknown>;
+    candidates.push(missing);
+  }
+  const texts = candidates.map((c) => JSON.stringify(c));
+  texts.push("[]", "null", "7", '"x"', JSON.stringify(GOOD).replace("{", '{"__proto__":{},'));
+  for (const text of texts) {
+    const schema = schemaRequest(JSON.parse(text));
+    const ours = await parseWorkloadLine(text, { source: "w", line: 1 }).catch((e) => e);
+    if ("request" in schema) assert.deepEqual(ours, schema.request, text);
+    else {
+      assert.ok(ours instanceof WorkloadError, text);
+      assert.equal(ours.message, `Invalid workload w:1: ${schema.why}`, text);
+    }
+  }
 });
