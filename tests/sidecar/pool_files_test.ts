@@ -117,6 +117,18 @@ Deno.test({
         () => file.scrub([{ offset: 0, length: 1 }], 1, 0),
         /Bad file descriptor/,
       );
+      // A scrub queued for the next native batch and closed before it runs is refused too: it
+      // never reaches a file that reused the descriptor number.
+      const queued = await files.open(path);
+      const scrubbed = queued.scrub([{ offset: BLOCK, length: 1 }], 1, 0);
+      queued.close();
+      const reused = await files.open(path);
+      try {
+        await assert.rejects(scrubbed, /Bad file descriptor/);
+        assert.equal((await Deno.readFile(path))[BLOCK], 7);
+      } finally {
+        reused.close();
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -624,3 +624,113 @@ Deno.test("a connection with max_in_flight lines being worked on is not read fur
     await t.stop();
   }
 });
+
+// Sends the requests in one write, so the daemon reads them together (one batch: one native
+// scrub call, one write of the replies), and returns the replies by id.
+async function inOneWrite(
+  conn: Deno.Conn,
+  requests: Record<string, unknown>[],
+): Promise<Map<unknown, Record<string, unknown>>> {
+  await conn.write(
+    new TextEncoder().encode(requests.map((r) => JSON.stringify(r) + "\n").join("")),
+  );
+  const buffer = new Uint8Array(1 << 16);
+  let text = "";
+  while (text.split("\n").length <= requests.length) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  const replies = text.trim().split("\n").map((line) => JSON.parse(line));
+  return new Map(replies.map((reply) => [reply.id, reply]));
+}
+
+Deno.test("releases read together each get their own reply and log record; a bad one spoils none", async () => {
+  const t = await startDaemon();
+  const conn = await Deno.connect({ transport: "unix", path: t.socket });
+  try {
+    const path = await t.pool("p", 8 * BLOCK);
+    await inOneWrite(conn, [{
+      v: 1,
+      id: 0,
+      op: "register_pool",
+      ...flatPool("p", path, 8, BLOCK),
+    }]);
+    const assigned = await inOneWrite(
+      conn,
+      [0, 1, 2, 3].map((b) => ({
+        v: 1,
+        id: b,
+        op: "assign",
+        pool: "p",
+        blocks: [b],
+        ...owner(`t${b}`, `r${b}`),
+      })),
+    );
+    const handle = (b: number) => assigned.get(b)!.handle;
+    const replies = await inOneWrite(conn, [
+      { v: 1, id: "a", op: "release", handle: handle(0) },
+      { v: 1, id: "b", op: "release", pool: "p", blocks: [99] },
+      { v: 1, id: "c", op: "release", handle: handle(2) },
+      { v: 1, id: "d", op: "release", handle: "f00d" },
+      { v: 1, id: "e", op: "release", handle: handle(2) },
+      { v: 1, id: "f", op: "release", handle: handle(1) },
+    ]);
+    assert.deepEqual(replies.get("a")!.blocks, [0]);
+    assert.deepEqual(replies.get("c")!.blocks, [2]);
+    assert.deepEqual(replies.get("f")!.blocks, [1]);
+    for (const id of ["a", "c", "f"]) assert.equal(replies.get(id)!.coverage_pct, 100);
+    const code = (id: string) => (replies.get(id)!.error as { code: string }).code;
+    assert.equal(code("b"), "out_of_range");
+    assert.equal(code("d"), "unknown_handle");
+    assert.equal(code("e"), "release_in_progress");
+    // One sanitize record per release, with its own tenant and blocks; none for the refused.
+    const sanitized = t.events.filter((e) => e.event === "sanitize").map((e) => e.fields);
+    assert.deepEqual(
+      sanitized.map((f) => [f.handle, f.tenant_id, f.blocks]),
+      [[handle(0), "t0", [0]], [handle(2), "t2", [2]], [handle(1), "t1", [1]]],
+    );
+    for (const b of [0, 1, 2]) assert.ok(allEqual(await bytesOf(path, b), 0));
+    assert.ok(allEqual(await bytesOf(path, 3), 0xab), "block 3 was not released");
+    assert.ok(allEqual(await bytesOf(path, 4), 0xab));
+  } finally {
+    conn.close();
+    await t.stop();
+  }
+});
+
+Deno.test("releases read together on a removed and an intact pool: only the removed one is quarantined", async () => {
+  const t = await startDaemon();
+  const conn = await Deno.connect({ transport: "unix", path: t.socket });
+  try {
+    const gone = await t.pool("gone", 4 * BLOCK);
+    const kept = await t.pool("kept", 4 * BLOCK);
+    const setup = await inOneWrite(conn, [
+      { v: 1, id: 1, op: "register_pool", ...flatPool("gone", gone, 4, BLOCK) },
+      { v: 1, id: 2, op: "register_pool", ...flatPool("kept", kept, 4, BLOCK) },
+      { v: 1, id: 3, op: "assign", pool: "gone", blocks: [1], ...owner("acme") },
+      { v: 1, id: 4, op: "assign", pool: "kept", blocks: [1], ...owner("acme") },
+    ]);
+    await Deno.remove(gone);
+    const replies = await inOneWrite(conn, [
+      { v: 1, id: 5, op: "release", handle: setup.get(3)!.handle },
+      { v: 1, id: 6, op: "release", handle: setup.get(4)!.handle },
+    ]);
+    const error = replies.get(5)!.error as { code: string; reason: string; blocks: number[] };
+    assert.deepEqual([error.code, error.reason, error.blocks], ["quarantined", "pool_gone", [1]]);
+    assert.equal(replies.get(6)!.ok, true);
+    assert.deepEqual(replies.get(6)!.blocks, [1]);
+    assert.ok(allEqual(await bytesOf(kept, 1), 0));
+    assert.ok(allEqual(await bytesOf(kept, 0), 0xab));
+    const quarantined = t.events.filter((e) => e.event === "quarantine");
+    assert.deepEqual(quarantined.map((e) => [e.fields.pool, e.fields.detail]), [[
+      "gone",
+      "pool_gone",
+    ]]);
+    const sanitized = t.events.filter((e) => e.event === "sanitize");
+    assert.deepEqual(sanitized.map((e) => e.fields.pool), ["kept"]);
+  } finally {
+    conn.close();
+    await t.stop();
+  }
+});
