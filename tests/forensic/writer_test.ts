@@ -165,6 +165,23 @@ Deno.test("ForensicLog.append() group-commits: a full group is written before th
   });
 });
 
+Deno.test("ForensicLog groups reuse a written group's buffer: long then short groups write only their own records", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, commitDelayMs: 60_000, commitRecords: 3 });
+    // A group of long records, then groups of short ones written into the same buffer: no byte
+    // of an earlier group may reach the file again.
+    const sizes = [2000, 2000, 2000, 1, 1, 1, 500, 1, 1, 1, 1, 1];
+    for (const [i, size] of sizes.entries()) {
+      await log.append("allocate", { i, pad: "x".repeat(size) });
+    }
+    await log.flush();
+    const written = (await lines(log.path)).map((line) => JSON.parse(line));
+    assert.deepEqual(written.map((r) => [r.i, r.pad.length]), [...sizes.entries()]);
+    assert.equal((await verifyLog(log.path)).ok, true);
+    await log.close();
+  });
+});
+
 Deno.test("ForensicLog.append() writes a group after commitDelayMs", async () => {
   await withDir(async (dir) => {
     const log = await openForensicLog({ dir, commitDelayMs: 1 });
