@@ -11,7 +11,8 @@ import { confirmDigests, HASH_CONFIRMED, MAC_CONFIRMED } from "./_digest_batch.t
 import { constantTimeEqual, hmacHex, sha256Hex } from "./digest.ts";
 import { checkV1Record, scanV1Line, type V1LineScan } from "./format_v1.ts";
 import { checkV2Line, splicedBodyEnd } from "./format_v2.ts";
-import { decodeLines, type LineProblem } from "./reader.ts";
+import { decodeLine, decodeLines, type LineProblem } from "./reader.ts";
+import { LINE_LINKED, type LineVerdicts, loadNativeDigests } from "./native_digest.ts";
 import { type EpochFields, epochKeyFor, MAX_EPOCH_STEPS, readEpochFields } from "./epoch_key.ts";
 import type { VerifyReason } from "./types.ts";
 
@@ -102,6 +103,116 @@ export function checkLines(bytes: Uint8Array, options: CheckLineOptions): LineRe
       : { kind: "unreadable", problem: text.problem };
   }
   return results;
+}
+
+/**
+ * A run of lines checked by the native line verifier: most lines are settled by their verdict
+ * alone; {@linkcode nativeLineResult} gives the result of any line.
+ */
+export interface NativeLines extends LineVerdicts {
+  /** The lines, `\n` between them. */
+  bytes: Uint8Array;
+  /** Number of lines. */
+  count: number;
+}
+
+/** Bytes per line the verdict arrays are first sized for (log records are longer). */
+const BYTES_PER_LINE_GUESS = 128;
+const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Checks a run of complete lines with the native line verifier (ffi/native/kvh_hash.c), which
+ * settles every plain record that links to the one before it; the caller applies those in bulk
+ * and the others through {@linkcode nativeLineResult}. Both give what {@linkcode checkLines}
+ * gives, line for line.
+ *
+ * @param bytes The lines, `\n` between them.
+ * @param options Key, v1 compatibility and line cap.
+ * @param reuse Write the verdicts into arrays shared by every call that reuses them, valid
+ * until the next such call (fresh memory costs a page fault per page).
+ * @returns The verdicts, or `undefined` without the native library or with `nativeDigests`
+ * false.
+ */
+export function checkLinesNatively(
+  bytes: Uint8Array,
+  options: CheckLineOptions,
+  reuse = false,
+): NativeLines | undefined {
+  if (options.nativeDigests === false) return undefined;
+  const native = loadNativeDigests();
+  if (native === undefined) return undefined;
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const guess = Math.ceil(bytes.length / BYTES_PER_LINE_GUESS) + 16;
+  let out = reuse && shared !== undefined && shared.status.length >= guess
+    ? shared
+    : verdicts(guess);
+  let count = 0;
+  let from = 0;
+  while (true) {
+    if (count === out.status.length) {
+      const grown = verdicts(2 * count);
+      grown.status.set(out.status);
+      grown.ends.set(out.ends);
+      grown.seqs.set(out.seqs);
+      grown.hashAt.set(out.hashAt);
+      out = grown;
+    }
+    const described = native.verifyLines(bytes.subarray(from), maxLineBytes, options.key, {
+      status: out.status.subarray(count),
+      ends: out.ends.subarray(count),
+      seqs: out.seqs.subarray(count),
+      hashAt: out.hashAt.subarray(count),
+    });
+    if (from > 0) {
+      // Offsets of a resumed call count from where it started.
+      for (let i = count; i < count + described; i++) {
+        out.ends[i]! += from;
+        out.hashAt[i]! += from;
+      }
+    }
+    count += described;
+    const end = out.ends[count - 1]!;
+    if (end >= bytes.length) {
+      if (reuse) shared = out;
+      return { ...out, bytes, count };
+    }
+    from = end + 1;
+  }
+}
+
+let shared: LineVerdicts | undefined;
+
+function verdicts(capacity: number): LineVerdicts {
+  return {
+    status: new Uint8Array(capacity),
+    ends: new Uint32Array(capacity),
+    seqs: new Float64Array(capacity),
+    hashAt: new Uint32Array(capacity),
+  };
+}
+
+/**
+ * The result of line `index` of a natively checked run, from the TypeScript check.
+ *
+ * @param run The run.
+ * @param index The line.
+ * @param options As given to {@linkcode checkLinesNatively}.
+ */
+export function nativeLineResult(
+  run: NativeLines,
+  index: number,
+  options: CheckLineOptions,
+): LineResult {
+  const start = index === 0 ? 0 : run.ends[index - 1]! + 1;
+  const text = decodeLine(run.bytes.subarray(start, run.ends[index]), options.maxLineBytes);
+  return typeof text === "string"
+    ? checkLine(text, options)
+    : { kind: "unreadable", problem: text.problem };
+}
+
+/** Whether line `index` of a natively checked run links to the line before it. */
+export function isLinked(run: NativeLines, index: number): boolean {
+  return (run.status[index]! & LINE_LINKED) !== 0;
 }
 
 /**

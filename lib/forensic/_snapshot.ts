@@ -163,15 +163,21 @@ export function closeSnapshot(snapshot: ChainSnapshot): void {
  */
 export function snapshotReader(entry: SnapshotFile, file: Deno.FsFile): {
   read(buffer: Uint8Array): Promise<number | null>;
+  readSync(buffer: Uint8Array): number | null;
 } {
   let left = entry.size;
+  const counted = (n: number | null) => {
+    if (n !== null) left -= n;
+    return n;
+  };
   return {
     async read(buffer: Uint8Array): Promise<number | null> {
       if (left <= 0) return null;
-      const n = await file.read(buffer.subarray(0, Math.min(buffer.length, left)));
-      if (n === null) return null;
-      left -= n;
-      return n;
+      return counted(await file.read(buffer.subarray(0, Math.min(buffer.length, left))));
+    },
+    readSync(buffer: Uint8Array): number | null {
+      if (left <= 0) return null;
+      return counted(file.readSync(buffer.subarray(0, Math.min(buffer.length, left))));
     },
   };
 }

@@ -18,13 +18,28 @@ export const DIGEST_DESC_WORDS = 6;
 /** The MAC offset of a record that has no MAC to check. */
 export const NO_MAC = 0xffff_ffff;
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 const SYMBOLS = {
   kvh_hash_abi_version: { parameters: [], result: "u32" },
   kvh_hash_check: {
     parameters: ["buffer", "u64", "buffer", "u32", "buffer", "u32", "buffer"],
     result: "void",
+  },
+  kvh_verify_lines: {
+    parameters: [
+      "buffer",
+      "u64",
+      "u32",
+      "buffer",
+      "u32",
+      "u32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "u32",
   },
   kvh_leaf_hashes: { parameters: ["buffer", "u64", "buffer", "u32", "buffer"], result: "u32" },
   kvh_range_append: { parameters: ["buffer", "u64", "buffer", "u64"], result: "void" },
@@ -54,6 +69,28 @@ export interface NativeDigests {
     out: Uint8Array,
   ): void;
   /**
+   * Verifies whole log lines (ffi/native/kvh_hash.c `kvh_verify_lines`): for each line of
+   * `data` (complete lines, `\n` between them, the last one's left out), in order, until
+   * `out.status` is full: `out.ends[i]` is the offset of its end (its `\n`, or the end of
+   * `data`), `out.status[i]` its {@linkcode LINE_V2} / {@linkcode LINE_V1} /
+   * {@linkcode LINE_LINKED} / {@linkcode LINE_MAC} bits (0: not accepted), and for an accepted
+   * line `out.hashAt[i]` the offset of its hash's hex digits and `out.seqs[i]` its seq (v2). A
+   * line is accepted only when the TypeScript check certainly passes it as a plain record (not
+   * rotate, recovery, prune or forward-secure), with its MAC checked under `key` when given.
+   *
+   * @param data The lines.
+   * @param maxLineBytes Longer lines are not accepted.
+   * @param key The HMAC key; `undefined` or empty checks no MAC.
+   * @param out Where the verdicts go, from index 0; its capacity is `out.status.length`.
+   * @returns The number of lines described: fewer than all when the capacity ran out.
+   */
+  verifyLines(
+    data: Uint8Array,
+    maxLineBytes: number,
+    key: Uint8Array | undefined,
+    out: LineVerdicts,
+  ): number;
+  /**
    * RFC 6962 leaf hashes, SHA-256(0x00 ‖ message), of `count` messages of `data`, message `i`
    * at offset `desc[2i]`, length `desc[2i+1]`, into `out` (32 bytes each).
    *
@@ -67,6 +104,26 @@ export interface NativeDigests {
   rangeAppend(levels: Uint8Array, size: number, leaves: Uint8Array): void;
   /** The Merkle tree hash of one or more packed leaf hashes, into `out`. */
   subtreeRoot(leaves: Uint8Array, out: Uint8Array): void;
+}
+
+/** Verdict bit of {@linkcode NativeDigests.verifyLines}: an accepted format-v2 line. */
+export const LINE_V2 = 1;
+/** Verdict bit: an accepted format-v1 line. */
+export const LINE_V1 = 2;
+/**
+ * Verdict bit: accepted, and it links to the line before it, which was accepted in the same
+ * call: the same format and MAC presence, its prev the other's hash (v2: and seq one more).
+ */
+export const LINE_LINKED = 4;
+/** Verdict bit: accepted, and it carries a MAC. */
+export const LINE_MAC = 8;
+
+/** Per-line outputs of {@linkcode NativeDigests.verifyLines}, all of the same length. */
+export interface LineVerdicts {
+  status: Uint8Array;
+  ends: Uint32Array;
+  seqs: Float64Array;
+  hashAt: Uint32Array;
 }
 
 let loaded: NativeDigests | null | undefined;
@@ -127,6 +184,30 @@ function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDi
         keyed ? key : NO_KEY,
         keyed ? key.length : 0,
         out,
+      );
+    },
+    verifyLines(data, maxLineBytes, key, out) {
+      const capacity = out.status.length;
+      if (
+        out.ends.length < capacity || out.seqs.length < capacity || out.hashAt.length < capacity
+      ) {
+        throw new RangeError("Cannot verify lines: the outputs differ in length");
+      }
+      if (data.length > 0xffff_ffff) {
+        throw new RangeError(`Cannot verify ${data.length} bytes of lines at once: at most 4 GiB`);
+      }
+      const keyed = key !== undefined && key.length > 0;
+      return symbols.kvh_verify_lines(
+        data,
+        BigInt(data.length),
+        Math.min(maxLineBytes, 0xffff_ffff),
+        keyed ? key : NO_KEY,
+        keyed ? key.length : 0,
+        capacity,
+        out.status,
+        out.ends,
+        out.seqs,
+        out.hashAt,
       );
     },
     leafHashes(data, desc, count, out) {

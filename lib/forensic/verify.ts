@@ -18,7 +18,15 @@ import {
   writtenSince,
 } from "./_snapshot.ts";
 import { CheckPool } from "./_check_pool.ts";
-import { type CheckLineOptions, checkLines, type LineResult } from "./_line_check.ts";
+import {
+  type CheckLineOptions,
+  checkLines,
+  checkLinesNatively,
+  isLinked,
+  type LineResult,
+  nativeLineResult,
+  type NativeLines,
+} from "./_line_check.ts";
 import { GENESIS_V1 } from "./format_v1.ts";
 import { isGenesisV2 } from "./format_v2.ts";
 import { macKeyId } from "./epoch_key.ts";
@@ -363,10 +371,13 @@ async function verifyFile(
   }
   const chunks = readChunks(snapshotReader(entry, file), {
     maxLineBytes: options.maxLineBytes,
+    // Without Workers each run is checked and applied before the next is read.
+    reuseBuffer: pool === undefined,
+    synchronous: true,
   });
   // Runs in flight: with Workers, several are decoded and checked while the chain consumes the
   // oldest; the main thread only reads bytes and links results.
-  const queue: (Checked[] | Promise<LineResult[]>)[] = [];
+  const queue: (Checked[] | NativeLines | Promise<LineResult[]>)[] = [];
   const depth = pool === undefined ? 1 : 2 * (pool.size + 1);
   let turn = 0;
   const cursor: FileCursor = { format: undefined, info, firstFile, state, options, lineNo: 0 };
@@ -390,7 +401,10 @@ async function verifyFile(
         } else if (pool === undefined || turn++ % (pool.size + 1) === pool.size) {
           // The main thread takes its share of the runs too: while it checks one, the Workers
           // check theirs, so N Workers make N + 1 checkers.
-          queue.push(checkLines(chunk.bytes, lineOptions));
+          queue.push(
+            checkLinesNatively(chunk.bytes, lineOptions, pool === undefined) ??
+              checkLines(chunk.bytes, lineOptions),
+          );
         } else {
           const results = pool.check(chunk.bytes);
           // Results of runs abandoned after a failure must not surface as unhandled rejections.
@@ -401,17 +415,16 @@ async function verifyFile(
       const head = queue.shift();
       if (head === undefined) return null;
       const results = await head;
-      for (let i = 0; i < results.length; i++) {
-        cursor.lineNo++;
-        const problem = applyLine(results[i]!, cursor);
-        if (problem !== undefined) {
-          return {
-            file: info.file,
-            line: cursor.lineNo,
-            reason: problem.reason,
-            detail: problem.detail,
-          };
-        }
+      const problem = Array.isArray(results)
+        ? applyLines(results, cursor)
+        : applyNativeLines(results, cursor, lineOptions);
+      if (problem !== undefined) {
+        return {
+          file: info.file,
+          line: cursor.lineNo,
+          reason: problem.reason,
+          detail: problem.detail,
+        };
       }
     }
   } catch (error) {
@@ -437,6 +450,67 @@ interface FileCursor {
   options: VerifyLogOptions;
   /** Physical number of the line being applied. */
   lineNo: number;
+}
+
+function applyLines(results: Checked[], cursor: FileCursor): Fail | undefined {
+  for (let i = 0; i < results.length; i++) {
+    cursor.lineNo++;
+    const problem = applyLine(results[i]!, cursor);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/**
+ * Applies a natively checked run: a line linked to the one before it is a plain record that
+ * passes every chain check once that one passed, so a run of them moves the chain to its last
+ * record at once; every other line is checked and applied as {@linkcode applyLines} does.
+ */
+function applyNativeLines(
+  run: NativeLines,
+  cursor: FileCursor,
+  options: CheckLineOptions,
+): Fail | undefined {
+  let linked = 0;
+  for (let i = 0; i < run.count; i++) {
+    if (isLinked(run, i)) {
+      linked++;
+      continue;
+    }
+    if (linked > 0) applyLinked(run, i - 1, linked, cursor);
+    linked = 0;
+    cursor.lineNo++;
+    const problem = applyLine(nativeLineResult(run, i, options), cursor);
+    if (problem !== undefined) return problem;
+  }
+  if (linked > 0) applyLinked(run, run.count - 1, linked, cursor);
+  return undefined;
+}
+
+const hexDecoder = new TextDecoder("latin1");
+
+/**
+ * What chainV2 or chainV1 does for `count` linked lines ending at `last`, each of which passes
+ * every check: the same format and MAC presence as the record before, no epoch, no rotate,
+ * recovery or prune record, and not the first record of its file.
+ */
+function applyLinked(run: NativeLines, last: number, count: number, cursor: FileCursor): void {
+  const { info, state } = cursor;
+  const at = run.hashAt[last]!;
+  const hash = hexDecoder.decode(run.bytes.subarray(at, at + 64));
+  if (cursor.format === "v2") {
+    const seq = run.seqs[last]!;
+    state.expectedSeq = seq + 1;
+    state.head = { seq, hash };
+    info.last_seq = seq;
+  } else {
+    state.head = { seq: state.records + count - 1, hash };
+  }
+  state.expectedPrev = hash;
+  state.records += count;
+  info.records += count;
+  info.last_hash = hash;
+  cursor.lineNo += count;
 }
 
 /** Applies one checked line to the chain; returns the failure, if any. */

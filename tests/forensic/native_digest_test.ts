@@ -9,6 +9,7 @@ import { sealV2Record } from "../../lib/forensic/format_v2.ts";
 import { DIGEST_DESC_WORDS, loadNativeDigests, NO_MAC } from "../../lib/forensic/native_digest.ts";
 import { verifyLog, type VerifyLogOptions } from "../../lib/forensic/verify.ts";
 import { GENESIS_V2 } from "../../lib/forensic/types.ts";
+import { applyEdits } from "./_edits.ts";
 
 const SOURCE = fileURLToPath(new URL("../../ffi/native/kvh_hash.c", import.meta.url));
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -198,12 +199,7 @@ Deno.test({
     });
     fc.assert(
       fc.property(fc.array(edit, { maxLength: 4 }), fc.boolean(), (edits, keyed) => {
-        const tampered = [...lines];
-        for (const { line, at, text, cut } of edits) {
-          const original = tampered[line]!;
-          const i = at % (original.length + 1);
-          tampered[line] = original.slice(0, i) + text + original.slice(i + cut);
-        }
+        const tampered = applyEdits(lines, edits);
         const bytes = encoder.encode(tampered.join("\n"));
         const options = { key: keyed ? key : undefined };
         assert.deepEqual(
