@@ -570,3 +570,27 @@ Deno.test("openForensicLog() leaves a torn tail in place and fails clearly when 
     assert.equal((await verifyLog(log.path)).failure?.reason, "torn_tail");
   });
 });
+
+Deno.test("append() keeps the bytes of groups queued behind a write while new groups fill", async () => {
+  await withDir(async (dir) => {
+    const log = await openForensicLog({ dir, commitRecords: 2 });
+    // Not awaited one by one: many small groups queue up behind the first write, each in its
+    // own buffer until written, while their lines alternate long and short.
+    const written = await Promise.all(
+      Array.from(
+        { length: 60 },
+        (_, i) =>
+          log.append("allocate", { i, note: i % 3 === 0 ? "x".repeat(2000) : "y" }, {
+            critical: i % 17 === 0,
+          }),
+      ),
+    );
+    await log.close();
+    const path = join(dir, "kv_cache.log");
+    assert.deepEqual(
+      (await lines(path)).map((line) => JSON.parse(line).hash),
+      written.map((r) => r.hash),
+    );
+    assert.equal((await verifyLog(path)).ok, true);
+  });
+});
