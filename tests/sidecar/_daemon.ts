@@ -101,15 +101,23 @@ export async function rawExchange(
   const conn = await Deno.connect({ transport: "unix", path: socket });
   try {
     await conn.write(new TextEncoder().encode(text));
-    const buffer = new Uint8Array(1 << 16);
-    let received = "";
-    while (received.split("\n").length <= lines) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      received += new TextDecoder().decode(buffer.subarray(0, n));
-    }
-    return received.trim().split("\n").slice(0, lines).map((line) => JSON.parse(line));
+    return await readReplies(conn, lines);
   } finally {
     conn.close();
   }
+}
+
+/** Reads the next `lines` reply lines of a connection (or as many as come before it closes). */
+export async function readReplies(
+  conn: Deno.Conn,
+  lines: number,
+): Promise<Array<Record<string, unknown>>> {
+  const buffer = new Uint8Array(1 << 16);
+  let received = "";
+  while (received.split("\n").length <= lines) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    received += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  return received.trim().split("\n").slice(0, lines).map((line) => JSON.parse(line));
 }

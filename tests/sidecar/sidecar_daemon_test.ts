@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { AuditSink, RecordV2 } from "../../lib/forensic/types.ts";
 import type { EnginePool } from "../../lib/sidecar/mod.ts";
-import { flatPool, owner, rawExchange, startDaemon } from "./_daemon.ts";
+import { flatPool, owner, rawExchange, readReplies, startDaemon } from "./_daemon.ts";
 
 const BLOCK = 4096;
 
@@ -634,14 +634,7 @@ async function inOneWrite(
   await conn.write(
     new TextEncoder().encode(requests.map((r) => JSON.stringify(r) + "\n").join("")),
   );
-  const buffer = new Uint8Array(1 << 16);
-  let text = "";
-  while (text.split("\n").length <= requests.length) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += new TextDecoder().decode(buffer.subarray(0, n));
-  }
-  const replies = text.trim().split("\n").map((line) => JSON.parse(line));
+  const replies = await readReplies(conn, requests.length);
   return new Map(replies.map((reply) => [reply.id, reply]));
 }
 
@@ -729,6 +722,51 @@ Deno.test("releases read together on a removed and an intact pool: only the remo
     ]]);
     const sanitized = t.events.filter((e) => e.event === "sanitize");
     assert.deepEqual(sanitized.map((e) => e.fields.pool), ["kept"]);
+  } finally {
+    conn.close();
+    await t.stop();
+  }
+});
+
+Deno.test("lines longer than one socket read: a 20,000-block release and its reply arrive whole", async () => {
+  const t = await startDaemon();
+  try {
+    const kvh = await t.connect();
+    const blocks = 20_000;
+    const path = await t.pool("p", blocks * 16);
+    await kvh.request("register_pool", flatPool("p", path, blocks, 16));
+    const ids = Array.from({ length: blocks }, (_, i) => i);
+    // Both the assign line and the release reply (over 100 KB each) take several reads.
+    const { handle } = await kvh.request("assign", { pool: "p", blocks: ids, ...owner("acme") });
+    const released = await kvh.release(handle as string);
+    assert.deepEqual(released.blocks, ids);
+    assert.equal(released.bytes, blocks * 16);
+    assert.ok(allEqual(await Deno.readFile(path), 0));
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("a request split across reads is answered once whole; an overlong one split across reads is skipped", async () => {
+  const t = await startDaemon({ limits: { max_line_bytes: 64 } });
+  const conn = await Deno.connect({ transport: "unix", path: t.socket });
+  const send = (text: string) => conn.write(new TextEncoder().encode(text));
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 10));
+  try {
+    const stats = '{"v":1,"id":1,"op":"stats"}\n';
+    await send(stats.slice(0, 10));
+    await tick();
+    await send(stats.slice(10));
+    const [whole] = await readReplies(conn, 1);
+    assert.deepEqual([whole!.id, whole!.ok], [1, true]);
+    for (let i = 0; i < 3; i++) {
+      await send("x".repeat(40));
+      await tick();
+    }
+    await send('\n{"v":1,"id":2,"op":"stats"}\n');
+    const [skipped, next] = await readReplies(conn, 2);
+    assert.equal((skipped!.error as { code: string }).code, "line_too_long");
+    assert.deepEqual([next!.id, next!.ok], [2, true]);
   } finally {
     conn.close();
     await t.stop();
