@@ -95,10 +95,11 @@ export function sealV2Record(
   // needs to be fast; a `__proto__` field takes the slow serialiser instead.
   const record: Record<string, unknown> = {};
   let fast = shape.fast;
-  for (const name of shape.names) {
-    const value = HEADER_FIELDS.has(name)
-      ? (name === "v" ? 2 : header[name as keyof typeof header])
-      : fields[name];
+  const { names, sources } = shape;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const source = sources[i]!;
+    const value = source === FIELD ? fields[name] : source === "v" ? 2 : header[source];
     if (name === "__proto__") Object.defineProperty(record, name, { value, enumerable: true });
     else record[name] = value;
     if (typeof value === "object" && value !== null) {
@@ -119,9 +120,15 @@ export function sealV2Record(
   return { line: line + "}\n", hash, body, record: record as RecordV2 };
 }
 
+/** Where a member's value comes from: a header field, `v` (always 2), or the event fields. */
+type MemberSource = "seq" | "ts" | "event" | "prev" | "v" | typeof FIELD;
+const FIELD = 0;
+
 interface RecordShape {
   /** Field and header names, sorted as JCS sorts them. */
   names: string[];
+  /** Where each name's value comes from. */
+  sources: MemberSource[];
   /** Whether JSON.stringify keeps that order at the top level (no integer-like or `__proto__` key). */
   fast: boolean;
 }
@@ -133,16 +140,21 @@ interface RecordShape {
 const SHAPES = new Map<string, RecordShape>();
 const MAX_SHAPES = 1024;
 
-/** The field names of the last record sealed, and their shape: appends come in runs of one shape. */
-let lastGiven: string[] = [];
-let lastShape: RecordShape | undefined;
+/**
+ * The field names of the last records sealed and their shapes: a writer's appends cycle through
+ * a few shapes (a tracer's lifecycle is four events), and comparing names is far cheaper than the
+ * lookup's signature.
+ */
+const RECENT: { given: string[]; shape: RecordShape }[] = [];
+const RECENT_SHAPES = 8;
+let recentNext = 0;
 
 function recordShape(fields: Record<string, unknown>): RecordShape {
   const given = Object.keys(fields);
-  if (lastShape !== undefined && sameNames(given, lastGiven)) return lastShape;
+  for (const recent of RECENT) if (sameNames(given, recent.given)) return recent.shape;
   const shape = lookUpShape(given);
-  lastGiven = given;
-  lastShape = shape;
+  RECENT[recentNext] = { given, shape };
+  recentNext = (recentNext + 1) % RECENT_SHAPES;
   return shape;
 }
 
@@ -165,7 +177,8 @@ function lookUpShape(given: string[]): RecordShape {
   const names = [...given, "v", "seq", "ts", "event", "prev"].sort();
   const fast = !names.some((name) => name === "__proto__" || INTEGER_KEY_RE.test(name));
   if (SHAPES.size >= MAX_SHAPES) SHAPES.clear();
-  const shape = { names, fast };
+  const sources = names.map((name) => HEADER_FIELDS.has(name) ? name as MemberSource : FIELD);
+  const shape = { names, sources, fast };
   SHAPES.set(signature, shape);
   return shape;
 }
