@@ -20,7 +20,7 @@ echo "built $(pwd)/build/libkvh_cpu.so"
 mv build/libkvh_pool.so.tmp build/libkvh_pool.so
 echo "built $(pwd)/build/libkvh_pool.so"
 if echo '#include <openssl/sha.h>' | "$CC" -E -x c - >/dev/null 2>&1; then
-  "$CC" "${CFLAGS[@]}" -o build/libkvh_hash.so.tmp kvh_hash.c -lcrypto
+  "$CC" "${CFLAGS[@]}" -pthread -o build/libkvh_hash.so.tmp kvh_hash.c -lcrypto
   mv build/libkvh_hash.so.tmp build/libkvh_hash.so
   echo "built $(pwd)/build/libkvh_hash.so"
 else

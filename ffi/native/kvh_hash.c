@@ -8,12 +8,13 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KVH_HASH_ABI_VERSION 3
+#define KVH_HASH_ABI_VERSION 4
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT uint32_t kvh_hash_abi_version(void) { return KVH_HASH_ABI_VERSION; }
@@ -877,18 +878,83 @@ static int v1_line(const uint8_t *p, size_t n, const keys_t *keys, uint8_t *scra
   return 1;
 }
 
+// What one thread checks: the lines of data[from, to), described from index 0 of the outputs.
+typedef struct {
+  const uint8_t *data;
+  size_t from, to;
+  uint32_t max_line, capacity;
+  const keys_t *keys;
+  uint8_t *status;
+  uint32_t *ends;
+  double *seqs;
+  uint32_t *hash_at;
+  uint32_t count; // lines described
+} range_t;
+
+static void *verify_range(void *arg) {
+  range_t *r = arg;
+  const uint8_t *data = r->data;
+  uint8_t *scratch = NULL;
+  shape_t shape;
+  shape.count = 0;
+  line_t last = {0, 0, 0, 0, 0};
+  const uint8_t *last_line = NULL;
+  uint32_t count = 0;
+  size_t start = r->from;
+  for (;;) {
+    const uint8_t *nl = memchr(data + start, '\n', r->to - start);
+    const size_t end = nl == NULL ? r->to : (size_t)(nl - data);
+    const uint8_t *p = data + start;
+    const size_t n = end - start;
+    line_t line = {0, 0, 0, 0, 0};
+    if (n > 0 && n <= r->max_line) {
+      if (p[n - 1] == '}' && n >= HASH_MEMBER + 2 && p[n - 2] == '"' && p[n - 67] == '"' &&
+          p[n - 68] == ':') {
+        // The spliced form ends `"hash":"<hex>"}` or `"mac":"<hex>"}`; a v1 line `": "<hex>"}`.
+        v2_line(p, n, r->keys, &line);
+      } else if (p[0] == '{') {
+        if (scratch == NULL) scratch = malloc(V1_SCRATCH);
+        if (scratch != NULL) v1_line(p, n, r->keys, scratch, &shape, &line);
+      }
+    }
+    if (line.status != 0 && last.status != 0 &&
+        (line.status & (LINE_V1 | LINE_V2 | LINE_MAC)) ==
+            (last.status & (LINE_V1 | LINE_V2 | LINE_MAC)) &&
+        line.prev_len == 64 && memcmp(p + line.prev_at, last_line + last.hash_at, 64) == 0 &&
+        ((line.status & LINE_V1) || line.seq == last.seq + 1)) {
+      line.status |= LINE_LINKED;
+    }
+    r->status[count] = line.status;
+    r->ends[count] = (uint32_t)end;
+    r->seqs[count] = line.seq;
+    r->hash_at[count] = (uint32_t)(start + line.hash_at);
+    count++;
+    last = line;
+    last_line = p;
+    if (end == r->to || count == r->capacity) break;
+    start = end + 1;
+  }
+  free(scratch);
+  r->count = count;
+  return NULL;
+}
+
+// Below this many bytes a second thread costs more than it saves.
+enum { SPLIT_MIN_BYTES = 1 << 18 };
+
 // Checks the lines of data[0, len): complete lines with `\n` between them, the last one's left
 // out (a `lines` run of lib/forensic/reader.ts). For each line i, in order, up to `capacity`:
 // ends[i] is the offset of its end (its `\n`, or len), status[i] its LINE_* bits (0: not
 // accepted), and for an accepted line hash_at[i] the offset of its hash's hex digits (v1:
 // curr_hash) and seqs[i] its seq (v2). A line longer than max_line is not accepted. With a key
-// (key_len > 0) only lines whose MAC matches are accepted.
+// (key_len > 0) only lines whose MAC matches are accepted. With `threads` 2 (or more) a large
+// run is checked in two halves at once; the second half's first line is then not marked linked.
 // Returns the number of lines described; fewer than all when capacity runs out (call again
-// after ends[capacity - 1]).
+// after ends[count - 1]).
 EXPORT uint32_t kvh_verify_lines(const uint8_t *data, uint64_t len, uint32_t max_line,
-                                 const uint8_t *key, uint32_t key_len, uint32_t capacity,
-                                 uint8_t *status, uint32_t *ends, double *seqs,
-                                 uint32_t *hash_at) {
+                                 const uint8_t *key, uint32_t key_len, uint32_t threads,
+                                 uint32_t capacity, uint8_t *status, uint32_t *ends,
+                                 double *seqs, uint32_t *hash_at) {
   if (len > UINT32_MAX || capacity == 0) return 0;
   if (len == 0) {
     // One blank line (data may then be a null pointer).
@@ -901,46 +967,51 @@ EXPORT uint32_t kvh_verify_lines(const uint8_t *data, uint64_t len, uint32_t max
   keys_t keys;
   keys.keyed = key_len > 0;
   if (keys.keyed) hmac_start(key, key_len, &keys.inner, &keys.outer);
-  uint8_t *scratch = NULL;
-  shape_t shape;
-  shape.count = 0;
-  line_t last = {0, 0, 0, 0, 0};
-  const uint8_t *last_line = NULL;
-  uint32_t count = 0;
-  size_t start = 0;
-  for (;;) {
-    const uint8_t *nl = memchr(data + start, '\n', len - start);
-    const size_t end = nl == NULL ? len : (size_t)(nl - data);
-    const uint8_t *p = data + start;
-    const size_t n = end - start;
-    line_t line = {0, 0, 0, 0, 0};
-    if (n > 0 && n <= max_line) {
-      if (p[n - 1] == '}' && n >= HASH_MEMBER + 2 && p[n - 2] == '"' && p[n - 67] == '"' &&
-          p[n - 68] == ':') {
-        // The spliced form ends `"hash":"<hex>"}` or `"mac":"<hex>"}`; a v1 line `": "<hex>"}`.
-        v2_line(p, n, &keys, &line);
-      } else if (p[0] == '{') {
-        if (scratch == NULL) scratch = malloc(V1_SCRATCH);
-        if (scratch != NULL) v1_line(p, n, &keys, scratch, &shape, &line);
-      }
-    }
-    if (line.status != 0 && last.status != 0 &&
-        (line.status & (LINE_V1 | LINE_V2 | LINE_MAC)) ==
-            (last.status & (LINE_V1 | LINE_V2 | LINE_MAC)) &&
-        line.prev_len == 64 && memcmp(p + line.prev_at, last_line + last.hash_at, 64) == 0 &&
-        ((line.status & LINE_V1) || line.seq == last.seq + 1)) {
-      line.status |= LINE_LINKED;
-    }
-    status[count] = line.status;
-    ends[count] = (uint32_t)end;
-    seqs[count] = line.seq;
-    hash_at[count] = (uint32_t)(start + line.hash_at);
-    count++;
-    last = line;
-    last_line = p;
-    if (end == len || count == capacity) break;
-    start = end + 1;
+  range_t first = {
+      .data = data,
+      .to = len,
+      .max_line = max_line,
+      .capacity = capacity,
+      .keys = &keys,
+      .status = status,
+      .ends = ends,
+      .seqs = seqs,
+      .hash_at = hash_at,
+  };
+  const uint8_t *middle = len >= SPLIT_MIN_BYTES && threads > 1 && capacity >= 4
+                              ? memchr(data + len / 2, '\n', len - len / 2)
+                              : NULL;
+  if (middle == NULL) {
+    verify_range(&first);
+    return first.count;
   }
-  free(scratch);
-  return count;
+  // The second half writes from the middle of the outputs; it is moved down after the first
+  // half's lines when the first half fitted in its share.
+  const size_t split = (size_t)(middle - data);
+  const uint32_t share = capacity / 2;
+  first.to = split;
+  first.capacity = share;
+  range_t second = {
+      .data = data,
+      .from = split + 1,
+      .to = len,
+      .max_line = max_line,
+      .capacity = capacity - share,
+      .keys = &keys,
+      .status = status + share,
+      .ends = ends + share,
+      .seqs = seqs + share,
+      .hash_at = hash_at + share,
+  };
+  pthread_t thread;
+  const int started = pthread_create(&thread, NULL, verify_range, &second) == 0;
+  verify_range(&first);
+  if (started) pthread_join(thread, NULL);
+  else verify_range(&second);
+  if (first.count == 0 || ends[first.count - 1] != split) return first.count;
+  memmove(status + first.count, status + share, second.count);
+  memmove(ends + first.count, ends + share, second.count * sizeof *ends);
+  memmove(seqs + first.count, seqs + share, second.count * sizeof *seqs);
+  memmove(hash_at + first.count, hash_at + share, second.count * sizeof *hash_at);
+  return first.count + second.count;
 }

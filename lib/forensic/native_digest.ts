@@ -18,7 +18,7 @@ export const DIGEST_DESC_WORDS = 6;
 /** The MAC offset of a record that has no MAC to check. */
 export const NO_MAC = 0xffff_ffff;
 
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 const SYMBOLS = {
   kvh_hash_abi_version: { parameters: [], result: "u32" },
@@ -32,6 +32,7 @@ const SYMBOLS = {
       "u64",
       "u32",
       "buffer",
+      "u32",
       "u32",
       "u32",
       "buffer",
@@ -82,6 +83,8 @@ export interface NativeDigests {
    * @param maxLineBytes Longer lines are not accepted.
    * @param key The HMAC key; `undefined` or empty checks no MAC.
    * @param out Where the verdicts go, from index 0; its capacity is `out.status.length`.
+   * @param threads With 2 or more, a large run is checked in two halves at once (the second
+   * half's first line is then not marked linked).
    * @returns The number of lines described: fewer than all when the capacity ran out.
    */
   verifyLines(
@@ -89,6 +92,7 @@ export interface NativeDigests {
     maxLineBytes: number,
     key: Uint8Array | undefined,
     out: LineVerdicts,
+    threads?: number,
   ): number;
   /**
    * RFC 6962 leaf hashes, SHA-256(0x00 ‖ message), of `count` messages of `data`, message `i`
@@ -186,7 +190,7 @@ function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDi
         out,
       );
     },
-    verifyLines(data, maxLineBytes, key, out) {
+    verifyLines(data, maxLineBytes, key, out, threads = 1) {
       const capacity = out.status.length;
       if (
         out.ends.length < capacity || out.seqs.length < capacity || out.hashAt.length < capacity
@@ -203,6 +207,7 @@ function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDi
         Math.min(maxLineBytes, 0xffff_ffff),
         keyed ? key : NO_KEY,
         keyed ? key.length : 0,
+        threads,
         capacity,
         out.status,
         out.ends,

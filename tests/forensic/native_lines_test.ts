@@ -435,6 +435,25 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "checkLinesNatively() checks a large run in two halves with the same results",
+  ignore,
+  fn: () => {
+    // 256 KiB and more are checked in two halves at once (on 2+ CPUs): only the first line of
+    // each half is left unlinked.
+    const records = v2Lines(1500, KEY, (i) => ({ pad: "p".repeat(200), i }));
+    const bytes = encoder.encode(records.join("\n"));
+    assert.ok(bytes.length > 1 << 18);
+    const run = checkLinesNatively(bytes, { key: KEY })!;
+    const linked = run.status.subarray(0, run.count).filter((s) => s & LINE_LINKED).length;
+    assert.ok(linked >= run.count - 2, `${linked} of ${run.count}`);
+    assert.equal(assertVerdicts(bytes, KEY), 1500);
+    // A first half of more lines than its share of the verdict arrays: the call is resumed.
+    const blanks = [...Array(200_000).fill(""), ...records.slice(0, 400)];
+    assertVerdicts(encoder.encode(blanks.join("\n")), KEY);
+  },
+});
+
 async function mutatedReports(
   original: Uint8Array,
   options: VerifyLogOptions[],
