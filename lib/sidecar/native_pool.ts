@@ -116,6 +116,17 @@ class ScrubQueue {
   #run(): void {
     const queued = this.#queued;
     this.#queued = [];
+    try {
+      this.#scrub(queued);
+    } catch (error) {
+      // Never thrown by the scrubs themselves (each has its outcome); should building the
+      // tables fail, every scrub fails with it (its blocks are quarantined) instead of an
+      // uncaught error in a microtask ending the daemon. A settled scrub ignores the call.
+      for (const q of queued) q.failed(error as Error);
+    }
+  }
+
+  #scrub(queued: QueuedScrub[]): void {
     const jobs = new BigInt64Array(queued.length * 5);
     const ranges = new BigUint64Array(2 * queued.reduce((n, q) => n + q.ranges.length, 0));
     let at = 0;

@@ -109,6 +109,8 @@ Deno.test({
         });
         const bytes = await Deno.readFile(path);
         assert.equal(bytes.filter((b) => b !== 0).length, 3 * BLOCK - BLOCK - 10);
+        // A range the native table cannot hold fails its scrub, and the daemon goes on.
+        await assert.rejects(file.scrub([{ offset: 0.5, length: 1 }], 1, 0), RangeError);
       } finally {
         file.close();
       }
