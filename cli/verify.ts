@@ -69,7 +69,7 @@ export function verifyCommand() {
     .option("--allow-nonfinite", "accept the Python tool's NaN/Infinity tokens in format-v1 lines")
     .option(
       "--workers <n>",
-      `check lines on N worker threads, at most ${MAX_WORKERS} (default: one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs; else 0)`,
+      `check lines on N worker threads, at most ${MAX_WORKERS} (default: 0 with the native helper libkvh_hash.so, which uses its own threads; else one per CPU, at most 4, for logs of 8 MiB or more on 4+ CPUs)`,
       numberOption("--workers", { integer: true, min: 0, max: MAX_WORKERS }),
     );
   return addVerifyCheckpointOptions(command).action((log, parsed) =>

@@ -944,16 +944,17 @@ static void *verify_range(void *arg) {
   return NULL;
 }
 
-// Below this many bytes a second thread costs more than it saves.
-enum { SPLIT_MIN_BYTES = 1 << 18 };
+// Below this many bytes per thread, another thread costs more than it saves.
+enum { SPLIT_MIN_BYTES = 1 << 18, MAX_THREADS = 8 };
 
 // Checks the lines of data[0, len): complete lines with `\n` between them, the last one's left
 // out (a `lines` run of lib/forensic/reader.ts). For each line i, in order, up to `capacity`:
 // ends[i] is the offset of its end (its `\n`, or len), status[i] its LINE_* bits (0: not
 // accepted), and for an accepted line hash_at[i] the offset of its hash's hex digits (v1:
 // curr_hash) and seqs[i] its seq (v2). A line longer than max_line is not accepted. With a key
-// (key_len > 0) only lines whose MAC matches are accepted. With `threads` 2 (or more) a large
-// run is checked in two halves at once; the second half's first line is then not marked linked.
+// (key_len > 0) only lines whose MAC matches are accepted. With `threads` above 1 a large run is
+// cut at line ends into up to that many parts (at most 8, each of 256 KiB or more) checked at
+// once; the first line of each part is then not marked linked.
 // Returns the number of lines described; fewer than all when capacity runs out (call again
 // after ends[count - 1]).
 EXPORT uint32_t kvh_verify_lines(const uint8_t *data, uint64_t len, uint32_t max_line,
@@ -972,51 +973,57 @@ EXPORT uint32_t kvh_verify_lines(const uint8_t *data, uint64_t len, uint32_t max
   keys_t keys;
   keys.keyed = key_len > 0;
   if (keys.keyed) hmac_start(key, key_len, &keys.inner, &keys.outer);
-  range_t first = {
-      .data = data,
-      .to = len,
-      .max_line = max_line,
-      .capacity = capacity,
-      .keys = &keys,
-      .status = status,
-      .ends = ends,
-      .seqs = seqs,
-      .hash_at = hash_at,
-  };
-  const uint8_t *middle = len >= SPLIT_MIN_BYTES && threads > 1 && capacity >= 4
-                              ? memchr(data + len / 2, '\n', len - len / 2)
-                              : NULL;
-  if (middle == NULL) {
-    verify_range(&first);
-    return first.count;
+  uint32_t parts = threads < MAX_THREADS ? threads : MAX_THREADS;
+  if (parts > len / SPLIT_MIN_BYTES) parts = (uint32_t)(len / SPLIT_MIN_BYTES);
+  if (parts > capacity / 2) parts = capacity / 2;
+  if (parts < 1) parts = 1;
+  // Each part writes from its share of the outputs; after all are done, each is moved down
+  // after the lines of the parts before it, as long as those fitted in their shares.
+  const uint32_t share = capacity / parts;
+  range_t ranges[MAX_THREADS];
+  uint32_t count = 0;
+  size_t from = 0;
+  for (uint32_t k = 0; k < parts && from <= len; k++) {
+    size_t to = len;
+    if (k + 1 < parts) {
+      const size_t target = len / parts * (k + 1);
+      const uint8_t *nl = target > from ? memchr(data + target, '\n', len - target) : NULL;
+      if (nl != NULL) to = (size_t)(nl - data);
+    }
+    ranges[count++] = (range_t){
+        .data = data,
+        .from = from,
+        .to = to,
+        .max_line = max_line,
+        .capacity = k + 1 < parts && to < len ? share : capacity - share * k,
+        .keys = &keys,
+        .status = status + share * k,
+        .ends = ends + share * k,
+        .seqs = seqs + share * k,
+        .hash_at = hash_at + share * k,
+    };
+    if (to == len) break;
+    from = to + 1;
   }
-  // The second half writes from the middle of the outputs; it is moved down after the first
-  // half's lines when the first half fitted in its share.
-  const size_t split = (size_t)(middle - data);
-  const uint32_t share = capacity / 2;
-  first.to = split;
-  first.capacity = share;
-  range_t second = {
-      .data = data,
-      .from = split + 1,
-      .to = len,
-      .max_line = max_line,
-      .capacity = capacity - share,
-      .keys = &keys,
-      .status = status + share,
-      .ends = ends + share,
-      .seqs = seqs + share,
-      .hash_at = hash_at + share,
-  };
-  pthread_t thread;
-  const int started = pthread_create(&thread, NULL, verify_range, &second) == 0;
-  verify_range(&first);
-  if (started) pthread_join(thread, NULL);
-  else verify_range(&second);
-  if (first.count == 0 || ends[first.count - 1] != split) return first.count;
-  memmove(status + first.count, status + share, second.count);
-  memmove(ends + first.count, ends + share, second.count * sizeof *ends);
-  memmove(seqs + first.count, seqs + share, second.count * sizeof *seqs);
-  memmove(hash_at + first.count, hash_at + share, second.count * sizeof *hash_at);
-  return first.count + second.count;
+  pthread_t workers[MAX_THREADS];
+  int started[MAX_THREADS] = {0};
+  for (uint32_t k = 1; k < count; k++) {
+    started[k] = pthread_create(&workers[k], NULL, verify_range, &ranges[k]) == 0;
+  }
+  verify_range(&ranges[0]);
+  for (uint32_t k = 1; k < count; k++) {
+    if (started[k]) pthread_join(workers[k], NULL);
+    else verify_range(&ranges[k]);
+  }
+  uint32_t total = ranges[0].count;
+  for (uint32_t k = 1; k < count; k++) {
+    const range_t *before = &ranges[k - 1], *r = &ranges[k];
+    if (before->count == 0 || before->ends[before->count - 1] != before->to) break;
+    memmove(status + total, r->status, r->count);
+    memmove(ends + total, r->ends, r->count * sizeof *ends);
+    memmove(seqs + total, r->seqs, r->count * sizeof *seqs);
+    memmove(hash_at + total, r->hash_at, r->count * sizeof *hash_at);
+    total += r->count;
+  }
+  return total;
 }

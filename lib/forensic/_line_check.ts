@@ -117,11 +117,11 @@ export interface NativeLines extends LineVerdicts {
 }
 
 /**
- * Threads of the native line verifier, which checks a large run in two halves at once: on a
- * quiet 2-core machine that halves its time (the hashing and scanning that dominate a verify),
- * and under load it costs no more CPU than one thread.
+ * Threads of the native line verifier, which checks a large run in parts at once: on a quiet
+ * 2-core machine two halve its time (the hashing and scanning that dominate a verify), and
+ * under load they cost no more CPU than one.
  */
-const NATIVE_THREADS = navigator.hardwareConcurrency >= 2 ? 2 : 1;
+const NATIVE_THREADS = Math.max(1, Math.min(navigator.hardwareConcurrency, 4));
 
 /** Bytes per line the verdict arrays are first sized for (log records are longer). */
 const BYTES_PER_LINE_GUESS = 128;

@@ -30,6 +30,7 @@ import {
 import { GENESIS_V1 } from "./format_v1.ts";
 import { isGenesisV2 } from "./format_v2.ts";
 import { macKeyId } from "./epoch_key.ts";
+import { loadNativeDigests } from "./native_digest.ts";
 import { readChunks } from "./reader.ts";
 import type { ChainHead, VerifyFailure, VerifyReason, VerifyReport } from "./types.ts";
 
@@ -69,8 +70,10 @@ export interface VerifyLogOptions {
    * Workers that check lines in parallel (hashing is independent per line; the chain check
    * stays sequential); 0 checks in the calling thread. Workers cost extra CPU (posting lines
    * and results), so they pay off only on big logs and free cores: bench/results/forensic.md.
+   * The native line verifier (`libkvh_hash.so`) checks each run on up to 4 threads of its own
+   * and is several times faster than Workers, which do not use it.
    *
-   * @default {one per CPU (at most 4) when the files total 8 MiB or more on 4+ CPUs; else 0}
+   * @default {0 with the native line verifier; else one per CPU (at most 4) when the files total 8 MiB or more on 4+ CPUs, else 0}
    */
   workers?: number;
   /**
@@ -232,8 +235,9 @@ async function verifySnapshot(
   let failure: VerifyFailure | null = null;
   const total = await sizeOfAll(files);
   const cpus = navigator.hardwareConcurrency;
+  const native = options.nativeDigests !== false && loadNativeDigests() !== undefined;
   const workers = options.workers ??
-    (total >= PARALLEL_MIN_BYTES && cpus >= PARALLEL_MIN_CPUS ? Math.min(cpus, 4) : 0);
+    (!native && total >= PARALLEL_MIN_BYTES && cpus >= PARALLEL_MIN_CPUS ? Math.min(cpus, 4) : 0);
   if (!Number.isSafeInteger(workers) || workers < 0) {
     throw new RangeError(`Cannot verify with ${workers} workers: expected a non-negative integer`);
   }

@@ -454,6 +454,47 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "loadNativeDigests().verifyLines() gives the same verdicts on any number of threads",
+  ignore,
+  fn: () => {
+    const native = loadNativeDigests()!;
+    const records = v2Lines(4000, undefined, (i) => ({ pad: "p".repeat(150 + (i % 7) * 20), i }));
+    const bytes = encoder.encode(records.join("\n"));
+    const verdicts = (threads: number, capacity: number) => {
+      const out = {
+        status: new Uint8Array(capacity),
+        ends: new Uint32Array(capacity),
+        seqs: new Float64Array(capacity),
+        hashAt: new Uint32Array(capacity),
+      };
+      const count = native.verifyLines(bytes, 1 << 24, undefined, out, threads);
+      return { count, ...out };
+    };
+    const one = verdicts(1, 5000);
+    assert.equal(one.count, 4000);
+    for (const threads of [2, 3, 4, 8, 100]) {
+      for (const capacity of [5000, 4000, 1500, 7]) {
+        const many = verdicts(threads, capacity);
+        const count = many.count;
+        assert.ok(count <= capacity && count > 0, `${threads} threads, capacity ${capacity}`);
+        // The same lines in the same order; only where a part starts is a line not linked.
+        assert.deepEqual(many.ends.subarray(0, count), one.ends.subarray(0, count));
+        assert.deepEqual(many.hashAt.subarray(0, count), one.hashAt.subarray(0, count));
+        assert.deepEqual(many.seqs.subarray(0, count), one.seqs.subarray(0, count));
+        let unlinked = 0;
+        for (let i = 0; i < count; i++) {
+          assert.equal(many.status[i]! | LINE_LINKED, one.status[i]! | LINE_LINKED);
+          if (many.status[i] !== one.status[i]) unlinked++;
+        }
+        assert.ok(unlinked < Math.min(threads, 8), `${unlinked} part starts`);
+        // Room in every part's share: all lines at once (else the caller resumes after count).
+        if (capacity === 5000) assert.equal(count, 4000);
+      }
+    }
+  },
+});
+
 async function mutatedReports(
   original: Uint8Array,
   options: VerifyLogOptions[],
