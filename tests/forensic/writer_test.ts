@@ -5,6 +5,7 @@ import { KvhError } from "../../lib/errors.ts";
 import { sealV1Record } from "../../lib/forensic/format_v1.ts";
 import { verifyLog } from "../../lib/forensic/verify.ts";
 import { openForensicLog } from "../../lib/forensic/writer.ts";
+import { listChainFiles } from "../../lib/forensic/chain_files.ts";
 
 const CHILD = join(import.meta.dirname!, "_writer_child.ts");
 
@@ -592,5 +593,30 @@ Deno.test("append() keeps the bytes of groups queued behind a write while new gr
       written.map((r) => r.hash),
     );
     assert.equal((await verifyLog(path)).ok, true);
+  });
+});
+
+Deno.test("ForensicLog.append() rotates exactly when the next line would pass maxBytes, whatever its characters", async () => {
+  await withDir(async (dir) => {
+    const maxBytes = 3000;
+    const log = await openForensicLog({ dir, maxBytes, now: fixedClock() });
+    // Lines of one to four bytes a character, and of varied lengths, so a bound in UTF-16
+    // units is sometimes far from the bytes.
+    const notes = ["a", "é".repeat(40), "€".repeat(90), "😀".repeat(25), "b".repeat(400)];
+    for (let i = 0; i < 120; i++) await log.append("allocate", { i, note: notes[i % 5] });
+    await log.close();
+    const files = (await listChainFiles(dir)).map((file) => Deno.readFileSync(file));
+    assert.ok(files.length > 5, "the log rotated");
+    const lineBytes = (file: Uint8Array, n: number) => {
+      let start = 0;
+      for (let k = 0; k < n; k++) start = file.indexOf(0x0a, start) + 1;
+      return file.indexOf(0x0a, start) + 1 - start;
+    };
+    for (let i = 0; i + 1 < files.length; i++) {
+      assert.ok(files[i]!.length <= maxBytes, `file ${i} is within maxBytes`);
+      // The next file starts with its rotate record, then the line that did not fit.
+      assert.ok(files[i]!.length + lineBytes(files[i + 1]!, 1) > maxBytes, `file ${i} was full`);
+    }
+    assert.equal((await verifyLog(join(dir, "kv_cache.log"))).ok, true);
   });
 });
