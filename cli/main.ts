@@ -44,6 +44,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   verify: {
     load: async () => (await import("./verify.ts")).verifyCommand(),
+    fast: async (args) => (await import("./verify.ts")).runVerifyFast(args),
   },
   prune: {
     load: async () => (await import("./prune.ts")).pruneCommand(),

@@ -5,7 +5,9 @@
  * @module
  */
 import { resolveKeyring } from "./_mac_options.ts";
-import { Command } from "@commander-js/extra-typings";
+// Type-only: `kvh verify LOG` runs without commander (runVerifyFast), whose load is a fifth of a
+// large log's whole verify.
+import type { Command } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
 import {
@@ -35,9 +37,23 @@ import {
  */
 const MAX_WORKERS = 64;
 
+/** The flags of `verify`, as commander parses them. */
+interface VerifyFlags extends VerifyCheckpointFlags {
+  logDir?: string;
+  logFile?: string;
+  activeOnly?: boolean;
+  hmacKeyFile?: string;
+  keyring?: string;
+  json?: boolean;
+  out?: string;
+  allowNonfinite?: boolean;
+  workers?: number;
+}
+
 /** Builds the `verify` subcommand. */
-export function verifyCommand() {
-  const command = new Command("verify")
+export async function verifyCommand(): Promise<Command<[string | undefined]>> {
+  const { Command: CommandClass } = await import("@commander-js/extra-typings");
+  const command = new CommandClass("verify")
     .description(
       "Verify a forensic log: hash chain, MACs, seq, rotation links and prune records, in kvh's " +
         "format v2 and the Python tool's format v1.\n\n" +
@@ -73,48 +89,63 @@ export function verifyCommand() {
       numberOption("--workers", { integer: true, min: 0, max: MAX_WORKERS }),
     );
   return addVerifyCheckpointOptions(command).action((log, parsed) =>
-    runAction(async () => {
-      // The checkpoint flags are added by their own module, outside commander's typed chain.
-      const options = parsed as typeof parsed & VerifyCheckpointFlags;
-      const out = setting(options.out, "VERDICT_OUT", textSetting);
-      if (wantsCheckpoints(options)) {
-        return await runCheckpointVerify(options, {
-          logPath: () => resolveLogPath(log, options.logDir, options.logFile),
-          verify: {
-            hmacKey: await resolveHmacKey(options.hmacKeyFile),
-            activeOnly: options.activeOnly ?? false,
-            workers: options.workers,
-          },
-          json: options.json === true,
-          out,
-        });
-      }
-      const path = resolveLogPath(log, options.logDir, options.logFile);
-      const hmacKey = await resolveHmacKey(options.hmacKeyFile);
-      const macKeyring = await resolveKeyring(options.keyring, hmacKey);
-      await guardOutputs(path, { "--out": out });
-      // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
-      loadNativeDigests();
-      await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
-      const report = await verifyLog(path, {
-        hmacKey,
-        macKeyring,
-        activeOnly: options.activeOnly ?? false,
-        allowNonFinite: options.allowNonfinite ?? false,
-        workers: options.workers,
-      });
-      const document = { log: path, ...report };
-      if (out !== undefined) {
-        await writeOutput("--out", out, JSON.stringify(document, null, 2) + "\n");
-      }
-      for (const warning of report.warnings) {
-        console.error(`kvh: warning: ${warning}`);
-      }
-      if (options.json) console.log(JSON.stringify(document));
-      else console.log(summary(path, report, useColor()));
-      return report.ok ? 0 : 2;
-    })
+    // The checkpoint flags are added by their own module, outside commander's typed chain.
+    runAction(() => runVerify(log, parsed as VerifyFlags))
   );
+}
+
+/**
+ * Runs `kvh verify LOG` and `kvh verify LOG --json` without commander, the way commander would
+ * run them; any other arguments resolve to `undefined` and are left to the commander tree.
+ *
+ * @param args The arguments after `verify`.
+ * @returns The exit code, or `undefined`.
+ */
+export async function runVerifyFast(args: readonly string[]): Promise<number | undefined> {
+  const logs = args.filter((arg) => arg !== "--json");
+  if (logs.length !== 1 || logs[0]!.startsWith("-") || args.length > 2) return undefined;
+  await runAction(() => runVerify(logs[0], { json: args.includes("--json") || undefined }));
+  return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
+}
+
+async function runVerify(log: string | undefined, options: VerifyFlags): Promise<number> {
+  const out = setting(options.out, "VERDICT_OUT", textSetting);
+  if (wantsCheckpoints(options)) {
+    return await runCheckpointVerify(options, {
+      logPath: () => resolveLogPath(log, options.logDir, options.logFile),
+      verify: {
+        hmacKey: await resolveHmacKey(options.hmacKeyFile),
+        activeOnly: options.activeOnly ?? false,
+        workers: options.workers,
+      },
+      json: options.json === true,
+      out,
+    });
+  }
+  const path = resolveLogPath(log, options.logDir, options.logFile);
+  const hmacKey = await resolveHmacKey(options.hmacKeyFile);
+  const macKeyring = await resolveKeyring(options.keyring, hmacKey);
+  await guardOutputs(path, { "--out": out });
+  // Loaded before ffi is revoked; the opened library stays usable (without it: node:crypto).
+  loadNativeDigests();
+  await revokePermissionsExcept(out === undefined ? ["read"] : ["read", "write"]);
+  const report = await verifyLog(path, {
+    hmacKey,
+    macKeyring,
+    activeOnly: options.activeOnly ?? false,
+    allowNonFinite: options.allowNonfinite ?? false,
+    workers: options.workers,
+  });
+  const document = { log: path, ...report };
+  if (out !== undefined) {
+    await writeOutput("--out", out, JSON.stringify(document, null, 2) + "\n");
+  }
+  for (const warning of report.warnings) {
+    console.error(`kvh: warning: ${warning}`);
+  }
+  if (options.json) console.log(JSON.stringify(document));
+  else console.log(summary(path, report, useColor()));
+  return report.ok ? 0 : 2;
 }
 
 function resolveLogPath(

@@ -268,3 +268,24 @@ Deno.test("kvh verify exits 2 when the active file is missing beside rotated fil
     assert.equal(empty.code, 1, empty.stdout);
   });
 });
+
+Deno.test("kvh verify LOG [--json] (run without commander) prints what the full parser's run prints", async () => {
+  // `--log-dir DIR --log-file NAME` names the same path through commander.
+  for (
+    const [folder, env] of [
+      ["ok-plain", {}],
+      ["edit-field", {}],
+      ["ok-hmac", { FORENSIC_HMAC_SECRET: join(VECTORS, "wrong-key", "kv_cache.log") }],
+    ] as const
+  ) {
+    const dir = join(VECTORS, folder);
+    for (const json of [[], ["--json"]]) {
+      const fast = await kvh([join(dir, "kv_cache.log"), ...json], env);
+      const full = await kvh(["--log-dir", dir, "--log-file", "kv_cache.log", ...json], env);
+      assert.deepEqual(fast, full, `${folder} ${json}`);
+    }
+  }
+  const fastMissing = await kvh([join(VECTORS, "absent.log")]);
+  assert.equal(fastMissing.code, 1);
+  assert.deepEqual(fastMissing, await kvh(["--log-dir", VECTORS, "--log-file", "absent.log"]));
+});
