@@ -128,17 +128,10 @@ export interface LogObserver {
 
 const encoder = new TextEncoder();
 
-/**
- * The group being filled: lines UTF-8 encoded back to back in `data`, then lines not encoded
- * yet, which follow them.
- */
+/** The group being filled: its lines already UTF-8 encoded, back to back. */
 interface Pending {
   data: Uint8Array;
   used: number;
-  /** Lines after the encoded ones, encoded together when the group is committed. */
-  text: string[];
-  /** UTF-16 code units of `text`. */
-  textUnits: number;
   records: number;
   critical: number;
   /** `seq` of the group's last record, set when the group is committed. */
@@ -150,7 +143,7 @@ const GROUP_BYTES = 64 * 1024;
 /** A new group, in `spare` (a written group's buffer) when it is large enough. */
 function newPending(capacity: number, spare?: Uint8Array): Pending {
   const data = spare !== undefined && spare.length >= capacity ? spare : new Uint8Array(capacity);
-  return { data, used: 0, text: [], textUnits: 0, records: 0, critical: 0, lastSeq: null };
+  return { data, used: 0, records: 0, critical: 0, lastSeq: null };
 }
 
 /**
@@ -494,37 +487,26 @@ export class ForensicLog implements AuditSink {
       return Promise.reject(new KvhError("audit_emit_failed", reason, { cause: this.#failure }));
     }
     let sealed;
-    let bytes: number | undefined;
+    let bytes;
     let mustCommit = critical;
     try {
       if (typeof event !== "string" || event === "") {
         throw new TypeError("Cannot append: event name is empty");
       }
       sealed = this.#seal(event, fields);
-      // A line is encoded with the rest of its group (one encodeInto per group instead of one
-      // per line, a twentieth of a trace): only near the rotation size, where at most 3 bytes a
-      // UTF-16 unit could pass it, is the group measured exactly line by line.
-      const pending = this.#pending;
-      if (
-        this.#fileRecords > 0 &&
-        this.#size + 3 * (pending.textUnits + sealed.line.length) > this.#init.maxBytes
-      ) {
-        this.#encodeText();
+      bytes = this.#encode(sealed.line);
+      if (this.#fileRecords > 0 && this.#size + bytes > this.#init.maxBytes) {
+        this.#rotate();
+        mustCommit = true;
+        sealed = this.#seal(event, fields);
         bytes = this.#encode(sealed.line);
-        if (this.#size + bytes > this.#init.maxBytes) {
-          this.#rotate();
-          mustCommit = true;
-          sealed = this.#seal(event, fields);
-          bytes = this.#encode(sealed.line);
-        }
-        this.#size += bytes;
       }
+      this.#size += bytes;
     } catch (error) {
       this.#count(1, critical ? 1 : 0);
       return Promise.reject(error);
     }
-    if (bytes === undefined) this.#queueText(sealed.line, critical);
-    else this.#queue(bytes, critical);
+    this.#queue(bytes, critical);
     this.#init.macKeys?.recorded();
     this.#init.observer?.record(sealed.body, sealed.record);
     this.#head = { seq: sealed.record.seq, hash: sealed.hash };
@@ -629,26 +611,6 @@ export class ForensicLog implements AuditSink {
     if (critical) pending.critical++;
   }
 
-  /** Queues a line to be encoded with the group. */
-  #queueText(line: string, critical: boolean): void {
-    const pending = this.#pending;
-    pending.text.push(line);
-    pending.textUnits += line.length;
-    pending.records++;
-    if (critical) pending.critical++;
-  }
-
-  /** Encodes the group's queued lines after its encoded ones; their bytes count in the file. */
-  #encodeText(): void {
-    const pending = this.#pending;
-    if (pending.text.length === 0) return;
-    const bytes = this.#encode(pending.text.join(""));
-    pending.used += bytes;
-    this.#size += bytes;
-    pending.text = [];
-    pending.textUnits = 0;
-  }
-
   #count(records: number, critical: number): void {
     this.#emitFailures += records;
     this.#criticalEmitFailures += critical;
@@ -716,7 +678,6 @@ export class ForensicLog implements AuditSink {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    this.#encodeText();
     const pending = this.#pending;
     if (pending.records > 0) {
       pending.lastSeq = this.#head?.seq ?? null;
