@@ -6,7 +6,8 @@
  *    and p99 of the round trip, and the protocol's share of it (round trip minus the daemon's
  *    own `duration_ms`, which covers checks, scrub, read-back and the log write); target < 10%;
  * 2. single-block releases of 16 KiB with 8 requests in flight from 2 connections (4 each):
- *    releases/s (target ≥ 10k/s on the 2-core machine) and p99 (target ≤ 2 ms).
+ *    releases/s (target ≥ 10k/s on the 2-core machine) and p99 (target ≤ 2 ms), with the CPU
+ *    time the daemon and this client spent per release (from /proc: both share the 2 cores).
  *
  * The engine's bytes are written into the blocks before every timed release, so each scrub
  * zeroes real data. Prints a Markdown report; the lead commits it as bench/results/sidecar.md.
@@ -111,6 +112,13 @@ const clients = await Promise.all([0, 1].map(() => SidecarClient.connect(socket)
 const files = await Promise.all(clients.map((c, i) => pool(c, `small${i}`, BLOCKS, 16 * KIB)));
 const latencies: number[] = [];
 let elapsedSmall = 0;
+let daemonCpuS = 0;
+let clientCpuS = 0;
+// User + system CPU seconds of a process so far (Linux /proc; 100 ticks a second).
+function cpuSeconds(pid: number | "self"): number {
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 for (let done = 0; done < RELEASES; done += 2 * BLOCKS) {
   // Untimed: the engine writes its bytes and assigns one block per request.
   const handles = await Promise.all(clients.map(async (kvh, c) => {
@@ -123,6 +131,8 @@ for (let done = 0; done < RELEASES; done += 2 * BLOCKS) {
       ),
     );
   }));
+  const daemonCpu = cpuSeconds(daemon.pid);
+  const clientCpu = cpuSeconds("self");
   const started = performance.now();
   await Promise.all(clients.map(async (kvh, c) => {
     let next = 0;
@@ -137,6 +147,8 @@ for (let done = 0; done < RELEASES; done += 2 * BLOCKS) {
     await Promise.all([lane(), lane(), lane(), lane()]);
   }));
   elapsedSmall += performance.now() - started;
+  daemonCpuS += cpuSeconds(daemon.pid) - daemonCpu;
+  clientCpuS += cpuSeconds("self") - clientCpu;
 }
 
 for (const kvh of [big, ...clients]) await kvh.close();
@@ -167,6 +179,10 @@ Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${loa
 | 16 KiB releases, 8 in flight from 2 connections | ${
   Math.round(latencies.length / (elapsedSmall / 1000))
 } releases/s | ≥ 10,000/s |
+| 16 KiB releases: p50 | ${ms(latencies, 50).toFixed(2)} ms | |
 | 16 KiB releases: p99 | ${ms(latencies, 99).toFixed(2)} ms | ≤ 2 ms |
+| 16 KiB releases: CPU per release, daemon / client | ${
+  (daemonCpuS * 1e6 / latencies.length).toFixed(0)
+} / ${(clientCpuS * 1e6 / latencies.length).toFixed(0)} µs | |
 
 ${ITERATIONS} large releases after 5 warm-up ones; ${latencies.length} small releases.`);
