@@ -1,7 +1,8 @@
 /**
  * The TypeScript client of the sidecar protocol (docs/protocol.md): for engines and tools
  * written in TypeScript, and for kvh's own tests and benchmark. Requests may be pipelined:
- * each call sends its line at once and resolves when the reply with its id arrives.
+ * each call sends its line without waiting for earlier replies (the lines of calls made in one
+ * turn of the event loop share a write) and resolves when the reply with its id arrives.
  *
  * @module
  */
