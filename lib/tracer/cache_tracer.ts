@@ -52,8 +52,18 @@ interface Entry {
 
 type Fields = Record<string, unknown>;
 
+/** Random bytes for handles, drawn 4 KiB at a time: one getRandomValues call per 256 handles. */
+const RANDOM_POOL = new Uint8Array(4096);
+let randomAt = RANDOM_POOL.length;
+
 function newHandle(): string {
-  return toHex(crypto.getRandomValues(new Uint8Array(16)));
+  if (randomAt === RANDOM_POOL.length) {
+    crypto.getRandomValues(RANDOM_POOL);
+    randomAt = 0;
+  }
+  const handle = toHex(RANDOM_POOL.subarray(randomAt, randomAt + 16));
+  randomAt += 16;
+  return handle;
 }
 
 function validateOwner(owner: BufferOwner): BufferOwner {
@@ -126,6 +136,7 @@ export class CacheTracer {
   #total = 0;
   #metrics: MetricsCollector;
   #closed = false;
+  #durationStreams: string[] = [];
 
   /**
    * Creates a tracer.
@@ -418,7 +429,7 @@ export class CacheTracer {
       }
       const previous = { handle: entry.handle, owner: entry.owner };
       const newHandle_ = newHandle();
-      await this.#emit("reuse", { ...entry, handle: newHandle_, owner: next }, {
+      await this.#emit("reuse", { handle: newHandle_, owner: next, nbytes: entry.nbytes }, {
         previous_handle: previous.handle,
         previous_tenant_id: previous.owner.tenantId,
         previous_request_id: previous.owner.requestId,
@@ -587,7 +598,12 @@ export class CacheTracer {
   }
 
   // Absent fields are left out of the record (undefined), never written as null.
-  async #emit(event: string, entry: Entry, fields: Fields, critical = false): Promise<void> {
+  async #emit(
+    event: string,
+    entry: Pick<Entry, "handle" | "owner" | "nbytes">,
+    fields: Fields,
+    critical = false,
+  ): Promise<void> {
     try {
       await this.#audit.append(event, {
         handle: entry.handle,
@@ -636,9 +652,20 @@ export class CacheTracer {
       .catch(() => {});
   }
 
+  /** The anomaly stream of a buffer size: one string per size class, not one per scrub. */
+  #durationStream(nbytes: number): string {
+    const size = sizeClass(nbytes);
+    let stream = this.#durationStreams[size];
+    if (stream === undefined) {
+      stream = `sanitize_ms:${this.#sanitizer.device}:2^${size}`;
+      this.#durationStreams[size] = stream;
+    }
+    return stream;
+  }
+
   async #watchDuration(entry: Entry, durationMs: number): Promise<void> {
     if (this.#anomalies === undefined) return;
-    const stream = `sanitize_ms:${this.#sanitizer.device}:2^${sizeClass(entry.nbytes)}`;
+    const stream = this.#durationStream(entry.nbytes);
     const verdict = this.#anomalies.observe(stream, durationMs);
     if (!verdict.anomalous) return;
     this.#metrics.recordAnomaly();

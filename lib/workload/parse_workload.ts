@@ -47,34 +47,75 @@ export class WorkloadError extends KvhError {
   }
 }
 
-// JSON whitespace, then the colon that makes the string before it a key.
-const KEY_COLON = /[ \t\n\r]*:/y;
-
 /**
  * The first key repeated in the top-level object of `text`, which `JSON.parse` accepted already.
  * `JSON.parse` silently keeps the last copy, so `{"tenant_id":"a","tenant_id":"b"}` would replay
  * as tenant `b` while a reader of the file sees `a`. A request's values are scalars, so only the
  * top level is checked; keys are compared decoded (`"\u0061"` is `"a"`).
  */
-function duplicateTopLevelKey(text: string): string | undefined {
+function duplicateTopLevelKey(text: string, value: unknown): string | undefined {
+  // JSON.parse keeps one member per distinct key: when the text holds as many top-level keys,
+  // none repeats, and no key needs decoding and remembering (most of this check's cost).
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    let count = 0;
+    forEachTopLevelKey(text, () => {
+      count++;
+      return false;
+    });
+    if (count === Object.keys(value).length) return undefined;
+  }
   const keys = new Set<string>();
+  let duplicate: string | undefined;
+  forEachTopLevelKey(text, (start, end) => {
+    // Only a key with an escape needs decoding.
+    const key: string = text.lastIndexOf("\\", end) > start
+      ? JSON.parse(text.slice(start, end + 1))
+      : text.slice(start + 1, end);
+    if (keys.has(key)) duplicate = key;
+    keys.add(key);
+    return duplicate !== undefined;
+  });
+  return duplicate;
+}
+
+/**
+ * Calls `onKey` with the offsets of the quotes around each key of the top-level object of
+ * `text` (valid JSON), in order, until it returns true. Strings are skipped with indexOf, not
+ * character by character.
+ */
+function forEachTopLevelKey(text: string, onKey: (start: number, end: number) => boolean): void {
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === "{" || c === "[") depth++;
-    else if (c === "}" || c === "]") depth--;
-    else if (c === '"') {
+    const c = text.charCodeAt(i);
+    if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+    else if (c === QUOTE) {
       const start = i;
-      for (i++; text[i] !== '"'; i++) if (text[i] === "\\") i++;
-      KEY_COLON.lastIndex = i + 1;
-      if (depth !== 1 || !KEY_COLON.test(text)) continue;
-      const key: string = JSON.parse(text.slice(start, i + 1));
-      if (keys.has(key)) return key;
-      keys.add(key);
+      i = text.indexOf('"', i + 1);
+      // A quote after an odd run of backslashes is escaped and does not end the string.
+      while (backslashesBefore(text, i) % 2 === 1) i = text.indexOf('"', i + 1);
+      if (depth === 1 && colonFollows(text, i + 1) && onKey(start, i)) return;
     }
   }
-  return undefined;
 }
+
+/** Whether JSON whitespace, then the colon that makes the string before it a key, start at `at`. */
+function colonFollows(text: string, at: number): boolean {
+  let c = text.charCodeAt(at);
+  while (c === SPACE || c === TAB || c === LF || c === CR) c = text.charCodeAt(++at);
+  return c === COLON;
+}
+
+function backslashesBefore(text: string, at: number): number {
+  let count = 0;
+  while (text.charCodeAt(at - 1 - count) === BACKSLASH) count++;
+  return count;
+}
+
+const [OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET, QUOTE, BACKSLASH, COLON] = [
+  ...'{}[]"\\:',
+].map((c) => c.charCodeAt(0));
+const [SPACE, TAB, LF, CR] = [0x20, 0x09, 0x0a, 0x0d];
 
 /**
  * Parses one workload line.
@@ -115,7 +156,7 @@ function readLine(
   } catch {
     throw new WorkloadError(where.source, where.line, "malformed JSON");
   }
-  const duplicate = duplicateTopLevelKey(text);
+  const duplicate = duplicateTopLevelKey(text, value);
   if (duplicate !== undefined) {
     throw new WorkloadError(where.source, where.line, `duplicate key ${JSON.stringify(duplicate)}`);
   }

@@ -12,6 +12,8 @@ import { kvShape } from "./kv_shape.ts";
 import type { WorkloadRequest } from "./types.ts";
 import { kvBytes } from "./kv_shape.ts";
 
+const encoder = new TextEncoder();
+
 /** Options of {@linkcode runWorkload}. */
 export interface RunWorkloadOptions {
   /**
@@ -66,7 +68,7 @@ export interface WorkloadSummary {
 export function tenantPattern(
   request: Pick<WorkloadRequest, "tenant_id" | "request_id">,
 ): Uint8Array {
-  return new TextEncoder().encode(`${request.tenant_id}/${request.request_id}|`);
+  return encoder.encode(`${request.tenant_id}/${request.request_id}|`);
 }
 
 /**

@@ -82,6 +82,9 @@ Deno.test("parseWorkload() rejects a duplicate key, however it is spelled", asyn
   assert.match((await failure(line)).message, /w\.jsonl:1: duplicate key "tenant_id"/);
   const escaped = JSON.stringify(GOOD).replace("}", ',"dty\\u0070e" : "int8"}');
   assert.match((await failure(`\n${escaped}`)).message, /w\.jsonl:2: duplicate key "dtype"/);
+  // Escaped quotes and backslashes before a closing quote: the strings end where JSON says.
+  const quoted = JSON.stringify(GOOD).replace("{", '{"a\\"b":"\\\\","a\\"b":"\\"",');
+  assert.match((await failure(quoted)).message, /w\.jsonl:1: duplicate key "a\\"b"/);
   // The same text as a value, or a key inside a string, is not a duplicate.
   const valued = await failure(JSON.stringify({ ...GOOD, model_id: "tenant_id", x: '"dtype":' }));
   assert.match(valued.message, /Unrecognized key: "x"/);
