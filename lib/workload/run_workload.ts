@@ -155,17 +155,22 @@ export async function runWorkload(
   const iterator = Symbol.asyncIterator in requests
     ? requests[Symbol.asyncIterator]()
     : requests[Symbol.iterator]();
-  // A workload read can block for as long as its writer likes (stdin from a slow producer):
-  // an abort must not wait for the next line.
-  const aborted = new Promise<"aborted">((resolve) => {
-    if (signal?.aborted) resolve("aborted");
-    signal?.addEventListener("abort", () => resolve("aborted"), { once: true });
-  });
+  // A workload read can block for as long as its writer likes (stdin from a slow producer): an
+  // abort must not wait for the next line, so it settles the read under way. (Racing each read
+  // against one promise of the abort left a reaction on that promise per request, which kept
+  // every request alive until the run ended: the heap grew with the workload.)
+  let settleRead: ((step: "aborted") => void) | undefined;
+  signal?.addEventListener("abort", () => settleRead?.("aborted"), { once: true });
+  const read = () =>
+    new Promise<IteratorResult<WorkloadRequest> | "aborted">((resolve, reject) => {
+      settleRead = resolve;
+      Promise.resolve(iterator.next()).then(resolve, reject);
+    });
   let exhausted = false;
   while (failure === undefined && !signal?.aborted) {
     let step: IteratorResult<WorkloadRequest> | "aborted";
     try {
-      step = await Promise.race([iterator.next(), aborted]);
+      step = await read();
     } catch (error) {
       // A bad workload line: the requests already taken still finish before it is reported.
       failure = error;
@@ -193,6 +198,7 @@ export async function runWorkload(
     inFlight.add(task);
     if (inFlight.size >= concurrency) await Promise.race(inFlight);
   }
+  settleRead = undefined;
   // Releases the source as `for await` would; not awaited, since a generator's return() runs
   // only after a read still pending.
   if (!exhausted) Promise.resolve(iterator.return?.()).catch(() => {});
