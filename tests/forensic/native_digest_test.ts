@@ -34,7 +34,17 @@ async function withLibrary(fn: (libraryPath: string) => void | Promise<void>): P
   try {
     const path = `${dir}/libkvh_hash.so`;
     const { success, stderr } = await new Deno.Command("cc", {
-      args: ["-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-o", path, SOURCE, "-lcrypto"],
+      args: [
+        "-O2",
+        "-shared",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-pthread",
+        "-o",
+        path,
+        SOURCE,
+        "-lcrypto",
+      ],
       stdout: "null",
     }).output();
     assert.ok(success, new TextDecoder().decode(stderr));
