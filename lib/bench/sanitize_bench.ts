@@ -8,7 +8,14 @@
  */
 import { percentile } from "../metrics/percentile.ts";
 import type { DeviceBuffer, DeviceKind, Sanitizer, VerifyMode } from "../sanitize/types.ts";
-import { type Clock, gbps, MONOTONIC, type Roofline, type RooflineProbe } from "./roofline.ts";
+import {
+  BENCH_PATTERN,
+  type Clock,
+  gbps,
+  MONOTONIC,
+  type Roofline,
+  type RooflineProbe,
+} from "./roofline.ts";
 import { type BlockGeometry, formatSize } from "./sizes.ts";
 
 /** A pool block, as the batched scrub takes it. */
@@ -160,8 +167,6 @@ export interface SanitizeBenchReport {
   ok: boolean;
 }
 
-const PATTERN = new Uint8Array([0xa5, 0x5a, 0x3c, 0xc3, 0x01, 0xfe, 0x77]);
-
 /**
  * Timed scrubs for a size when none is given: enough for stable percentiles on small buffers,
  * bounded for large ones (about 256 MiB of scrubbing per size, at least 3, at most 200).
@@ -287,7 +292,7 @@ async function benchSize(
   let nonZeroAfterScrub = 0;
   try {
     for (let i = 0; i < iterations; i++) {
-      await sanitizer.fill(buffer, PATTERN);
+      await sanitizer.fill(buffer, BENCH_PATTERN);
       const start = clock();
       if (fused) {
         const result = await sanitizer.zeroVerify!(buffer);
@@ -392,15 +397,15 @@ async function benchBlocks(
     (_, i) => ({ offset: i * blockBytes, length: blockBytes }),
   );
   try {
-    await batched.fill(pool, PATTERN);
+    await batched.fill(pool, BENCH_PATTERN);
     let start = clock();
     for (const block of blocks) await batched.zeroVerifyBlocks(pool, [block]);
     const perBlockSeconds = clock() - start;
-    await batched.fill(pool, PATTERN);
+    await batched.fill(pool, BENCH_PATTERN);
     start = clock();
     const { nonZeroBytes } = await batched.zeroVerifyBlocks(pool, blocks);
     const batchedSeconds = clock() - start;
-    await batched.fill(pool, PATTERN);
+    await batched.fill(pool, BENCH_PATTERN);
     start = clock();
     await batched.zero(pool);
     await batched.verify(pool);

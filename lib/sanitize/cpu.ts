@@ -91,6 +91,30 @@ export const TS_CPU_KERNELS: CpuKernels = {
   },
 };
 
+/**
+ * Writes `pattern` over `bytes`, repeated (the last copy cut short).
+ *
+ * @param bytes Where to write.
+ * @param pattern A non-empty pattern.
+ *
+ * @example Usage
+ * ```ts
+ * import { fillPattern } from "./cpu.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = new Uint8Array(5);
+ * fillPattern(bytes, new Uint8Array([1, 2]));
+ * assert.deepEqual(bytes, new Uint8Array([1, 2, 1, 2, 1]));
+ * ```
+ */
+export function fillPattern(bytes: Uint8Array, pattern: Uint8Array): void {
+  bytes.set(pattern.subarray(0, Math.min(pattern.length, bytes.length)));
+  // Doubling copies: log2(n / pattern) memmoves instead of n / pattern small sets.
+  for (let filled = pattern.length; filled < bytes.length; filled *= 2) {
+    bytes.copyWithin(filled, 0, Math.min(filled, bytes.length - filled));
+  }
+}
+
 /** Options of {@linkcode CpuSanitizer}. */
 export interface CpuSanitizerOptions {
   /**
@@ -193,11 +217,7 @@ export class CpuSanitizer implements Sanitizer {
       const bytes = this.bytes(buffer);
       if (pattern.length === 0) throw new RangeError("Cannot fill buffer: the pattern is empty");
       if (bytes.length === 0) return Promise.resolve();
-      bytes.set(pattern.subarray(0, Math.min(pattern.length, bytes.length)));
-      // Doubling copies: log2(n / pattern) memmoves instead of n / pattern small sets.
-      for (let filled = pattern.length; filled < bytes.length; filled *= 2) {
-        bytes.copyWithin(filled, 0, Math.min(filled, bytes.length - filled));
-      }
+      fillPattern(bytes, pattern);
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);

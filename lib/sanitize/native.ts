@@ -1,8 +1,10 @@
 /**
  * The native CPU kernels: `libkvh_cpu.so` (ffi/native/kvh_cpu.c) zeroes and reads back large
- * buffers on every core, through non-blocking FFI calls so the event loop stays free. Smaller
- * buffers keep the pure-TS kernels, which are faster while the bytes sit in cache. Without the library or without the `ffi` permission the loader returns
- * `undefined` and the CPU backend runs on {@linkcode TS_CPU_KERNELS}.
+ * buffers on every core, through non-blocking FFI calls so the event loop stays free (except a
+ * fused zero + verify below `blockingBelow`, which is faster on the calling thread). Smaller
+ * buffers keep the pure-TS kernels, which are faster while the bytes sit in cache. Without the
+ * library or without the `ffi` permission the loader returns `undefined` and the CPU backend
+ * runs on {@linkcode TS_CPU_KERNELS}.
  *
  * @module
  */
@@ -36,6 +38,11 @@ const SYMBOLS = {
     result: "u64",
     nonblocking: true,
   },
+  kvh_cpu_zero_verify_here: {
+    name: "kvh_cpu_zero_verify",
+    parameters: ["buffer", "u64", "u32"],
+    result: "u64",
+  },
 } as const;
 
 const MIB = 1024 * 1024;
@@ -57,6 +64,15 @@ export interface NativeCpuKernelsOptions extends NativeLibraryLocation {
    * @default {16777216}
    */
   minBytes?: number;
+  /**
+   * A fused zero + verify of fewer bytes runs on the calling thread (the event loop waits, about
+   * 5 ms at the default): the bytes the caller just wrote sit in its core's cache, and a
+   * non-blocking call on another thread had to fetch them from there first, which took twice
+   * as long at 64 MiB on the 2-core benchmark machine.
+   *
+   * @default {134217728}
+   */
+  blockingBelow?: number;
 }
 
 /**
@@ -113,6 +129,7 @@ export function loadNativeCpuKernels(
   const symbols = library.symbols;
   const threads = Math.max(1, Math.min(8, options.threads ?? navigator.hardwareConcurrency));
   const minBytes = options.minBytes ?? 16 * MIB;
+  const blockingBelow = options.blockingBelow ?? 128 * MIB;
   return {
     name: "native",
     zero(bytes: Uint8Array): void | Promise<void> {
@@ -125,6 +142,9 @@ export function loadNativeCpuKernels(
     },
     zeroVerify(bytes: Uint8Array): number | Promise<number> {
       if (bytes.length < minBytes) return TS_CPU_KERNELS.zeroVerify!(bytes);
+      if (bytes.length < blockingBelow) {
+        return Number(symbols.kvh_cpu_zero_verify_here(bytes, BigInt(bytes.length), threads));
+      }
       return symbols.kvh_cpu_zero_verify(bytes, BigInt(bytes.length), threads).then(Number);
     },
   };

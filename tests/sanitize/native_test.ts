@@ -74,12 +74,15 @@ Deno.test({
   ignore,
   fn: () =>
     withLibrary(async (libraryPath) => {
-      for (const threads of [1, 2, 3]) {
-        const kernels = loadNativeCpuKernels({ libraryPath, threads, minBytes: 1 })!;
+      // blockingBelow 0: every call on another thread; 1 GiB: every call on this one.
+      for (const [threads, blockingBelow] of [[1, 0], [2, 0], [3, 0], [1, 1 << 30], [2, 1 << 30]]) {
+        const kernels = loadNativeCpuKernels({ libraryPath, threads, minBytes: 1, blockingBelow })!;
         // Sizes around the 256 KiB fused chunk and the 4 KiB split boundary, unaligned too.
         for (const size of [1, 4095, 256 * 1024, 256 * 1024 + 1, 3 * 256 * 1024 + 777]) {
           const bytes = new Uint8Array(size + 3).subarray(3).fill(0xa5);
-          assert.equal(await kernels.zeroVerify!(bytes), 0, `${size} bytes, ${threads} threads`);
+          const result = kernels.zeroVerify!(bytes);
+          assert.equal(result instanceof Promise, blockingBelow === 0);
+          assert.equal(await result, 0, `${size} bytes, ${threads} threads`);
           assert.ok(bytes.every((byte) => byte === 0));
         }
       }
