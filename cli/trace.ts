@@ -15,6 +15,7 @@ import { Command, Option } from "@commander-js/extra-typings";
 import { join } from "node:path";
 import { KvhError } from "../lib/errors.ts";
 import { type ForensicLog, openForensicLog, rekeyLog } from "../lib/forensic/mod.ts";
+import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
 import { MetricsCollector, toPrometheusText } from "../lib/metrics/mod.ts";
 import type { MetricsSnapshot, RunStatus } from "../lib/metrics/types.ts";
@@ -301,6 +302,9 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   const keep: Deno.PermissionName[] = device === "cpu"
     ? ["read", "write"]
     : ["read", "write", "ffi"];
+  // Loaded before ffi is revoked: the writer then hashes each record in one native call
+  // (node:crypto otherwise, where the library is not built).
+  loadNativeDigests();
   await revokePermissionsExcept(keep);
 
   // Installed before anything is opened: from here on a signal stops the run in order.

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KVH_HASH_ABI_VERSION 4
+#define KVH_HASH_ABI_VERSION 5
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT uint32_t kvh_hash_abi_version(void) { return KVH_HASH_ABI_VERSION; }
@@ -148,6 +148,15 @@ EXPORT void kvh_range_append(uint8_t *levels, uint64_t size, const uint8_t *leav
     for (uint64_t s = size; s & 1; s >>= 1, level++) node_hash(levels + 32 * level, hash, hash);
     memcpy(levels + 32 * level, hash, 32);
   }
+}
+
+// SHA-256 of one message into out: the forensic writer seals every record with it. node:crypto
+// in Deno makes a hash object per call (~1-4 us with its garbage against ~0.5 us here).
+EXPORT void kvh_sha256(const uint8_t *data, uint32_t len, uint8_t out[32]) {
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, data, len);
+  SHA256_Final(out, &ctx);
 }
 
 // MTH of n >= 1 packed leaf hashes (RFC 9162 2.1.1): their compact range folded from the

@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
+import { loadedNativeDigests } from "./native_digest.ts";
 
 const EMPTY_SHA256 = createHash("sha256");
 
@@ -27,9 +28,30 @@ const EMPTY_SHA256 = createHash("sha256");
  * @returns 64 lowercase hex digits.
  */
 export function sha256Hex(data: string | Uint8Array): string {
+  const native = loadedNativeDigests();
+  if (native !== undefined && data.length <= NATIVE_MAX_UNITS) {
+    // The writer seals every record through here: one native call, no hash object per call.
+    let bytes: Uint8Array;
+    let length: number;
+    if (typeof data === "string") {
+      length = encoder.encodeInto(data, scratch).written;
+      bytes = scratch;
+    } else {
+      bytes = data;
+      length = data.length;
+    }
+    native.sha256(bytes, length, digestOut);
+    return digestOut.toHex();
+  }
   // Copying a fresh hash object is measurably cheaper per call than createHash (one op less).
   return EMPTY_SHA256.copy().update(data).digest("hex");
 }
+
+/** Longest string (UTF-16 units) hashed natively; 3 bytes a unit fill the scratch at most. */
+const NATIVE_MAX_UNITS = 64 * 1024;
+const scratch = new Uint8Array(3 * NATIVE_MAX_UNITS);
+const digestOut = new Uint8Array(32);
+const encoder = new TextEncoder();
 
 /** HMAC-SHA256 inner and outer states after the key block (RFC 2104), per key object. */
 const HMAC_STATES = new WeakMap<Uint8Array, { inner: Hash; outer: Hash }>();

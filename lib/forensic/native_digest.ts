@@ -18,7 +18,7 @@ export const DIGEST_DESC_WORDS = 6;
 /** The MAC offset of a record that has no MAC to check. */
 export const NO_MAC = 0xffff_ffff;
 
-const ABI_VERSION = 4;
+const ABI_VERSION = 5;
 
 const SYMBOLS = {
   kvh_hash_abi_version: { parameters: [], result: "u32" },
@@ -45,6 +45,7 @@ const SYMBOLS = {
   kvh_leaf_hashes: { parameters: ["buffer", "u64", "buffer", "u32", "buffer"], result: "u32" },
   kvh_range_append: { parameters: ["buffer", "u64", "buffer", "u64"], result: "void" },
   kvh_subtree_root: { parameters: ["buffer", "u64", "buffer"], result: "void" },
+  kvh_sha256: { parameters: ["buffer", "u32", "buffer"], result: "void" },
 } as const;
 
 /** Batch digest checks in native code. */
@@ -108,6 +109,8 @@ export interface NativeDigests {
   rangeAppend(levels: Uint8Array, size: number, leaves: Uint8Array): void;
   /** The Merkle tree hash of one or more packed leaf hashes, into `out`. */
   subtreeRoot(leaves: Uint8Array, out: Uint8Array): void;
+  /** SHA-256 of the first `length` bytes of `data` (under 4 GiB), into `out` (32 bytes). */
+  sha256(data: Uint8Array, length: number, out: Uint8Array): void;
 }
 
 /** Verdict bit of {@linkcode NativeDigests.verifyLines}: an accepted format-v2 line. */
@@ -131,6 +134,17 @@ export interface LineVerdicts {
 }
 
 let loaded: NativeDigests | null | undefined;
+
+/**
+ * The native digest library if this process loaded it already (through
+ * {@linkcode loadNativeDigests}), without trying to load it: for code that may run where the
+ * `ffi` permission is absent or revoked.
+ *
+ * @returns The library, or `undefined`.
+ */
+export function loadedNativeDigests(): NativeDigests | undefined {
+  return loaded ?? undefined;
+}
 
 /**
  * Loads the native digest checker, or returns `undefined` when it cannot be used (see
@@ -232,6 +246,12 @@ function bind(symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): NativeDi
         throw new RangeError("Cannot hash a subtree: expected one or more whole hashes");
       }
       symbols.kvh_subtree_root(leaves, BigInt(leaves.length / 32), out);
+    },
+    sha256(data, length, out) {
+      if (!(length >= 0 && length <= data.length && length < 2 ** 32) || out.length < 32) {
+        throw new RangeError("Cannot hash: the length passes the data or the output is short");
+      }
+      symbols.kvh_sha256(data, length, out);
     },
   };
 }

@@ -11,6 +11,7 @@ import {
 } from "../../lib/forensic/format_v1.ts";
 import { sealV2Record, splitV2Line } from "../../lib/forensic/format_v2.ts";
 import { GENESIS_V2 } from "../../lib/forensic/types.ts";
+import { loadNativeDigests } from "../../lib/forensic/native_digest.ts";
 
 const SEED = 1310;
 // Keys shorter than, equal to and longer than the 64-byte block (hashed first by RFC 2104).
@@ -122,3 +123,23 @@ Deno.test("toHex() writes two lowercase digits per byte", () => {
     { seed: SEED, numRuns: 200 },
   );
 });
+
+Deno.test(
+  "sha256Hex() gives node:crypto's digest through the native library too",
+  { ignore: loadNativeDigests() === undefined },
+  () => {
+    // Loaded above: sha256Hex now takes the native path for all but the longest strings.
+    const inputs = ["", "abc", "é€😀", "x".repeat(65_536), "y".repeat(65_537)];
+    for (const input of inputs) {
+      const expected = createHash("sha256").update(input).digest("hex");
+      assert.equal(sha256Hex(input), expected, `${input.length} units`);
+      assert.equal(sha256Hex(new TextEncoder().encode(input)), expected);
+    }
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme" }), (text) => {
+        assert.equal(sha256Hex(text), createHash("sha256").update(text).digest("hex"));
+      }),
+      { seed: SEED },
+    );
+  },
+);
