@@ -6,7 +6,8 @@
  *
  * @module
  */
-// Type-only: loading commander costs ~45 ms, which `kvh gate`'s fast path avoids (CommandEntry.fast).
+// Type-only: loading commander costs ~45 ms, which the fast paths of gate, verify and trace avoid
+// (CommandEntry.fast).
 import type { Command } from "@commander-js/extra-typings";
 import { describeIoError, KvhError } from "../lib/errors.ts";
 import config from "../deno.json" with { type: "json" };
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   trace: {
     load: async () => (await import("./trace.ts")).traceCommand(),
+    fast: async (args) => (await import("./trace.ts")).runTraceFast(args),
   },
   "sanitize-bench": {
     load: async () => (await import("./sanitize_bench.ts")).sanitizeBenchCommand(),

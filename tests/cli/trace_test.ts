@@ -162,6 +162,43 @@ Deno.test("kvh trace --workload replays JSONL and names the bad line, leaving a 
   });
 });
 
+Deno.test("kvh trace --workload F --log-dir D [--json] (run without commander) runs as the full parser's run does", async () => {
+  await withDir(async (dir) => {
+    const lines = ["acme", "globex", "acme"].map((tenant_id, i) =>
+      JSON.stringify({ ...REQUEST, tenant_id, request_id: `r${i}` })
+    );
+    await Deno.writeTextFile(`${dir}/w.jsonl`, lines.join("\n") + "\n");
+    // `--device cpu` is the default, but only the commander tree takes it.
+    const runs = [
+      ["--workload", "w.jsonl", "--log-dir", "fast", "--json"],
+      ["--device", "cpu", "--workload", "w.jsonl", "--log-dir", "full", "--json"],
+    ];
+    const [fast, full] = await Promise.all(runs.map(async (args) => {
+      const run = await kvh(["trace", ...args], { cwd: dir });
+      assert.equal(run.code, 0, run.stderr);
+      const { summary, device, head, files, metrics } = JSON.parse(run.stdout);
+      const logDir = args[args.indexOf("--log-dir") + 1]!;
+      assert.equal((await verifyLog(`${dir}/${files.log}`)).records, head.seq + 1);
+      return {
+        summary: { ...summary, elapsedMs: 0 },
+        device,
+        seq: head.seq,
+        files: JSON.stringify(files).replaceAll(logDir, "D"),
+        metrics: Object.fromEntries(
+          Object.entries(metrics).filter(([key]) => !key.startsWith("sanitize_duration")),
+        ),
+      };
+    }));
+    assert.deepEqual(fast, full);
+    const text = await kvh(["trace", "--workload", "w.jsonl", "--log-dir", "text"], { cwd: dir });
+    assert.match(text.stdout, /requests\s+3 \(3 completed/);
+    // A flag it does not know, or a value that looks like a flag, goes to commander's usage error.
+    const usage = await kvh(["trace", "--workload", "--log-dir", "x"], { cwd: dir });
+    assert.equal(usage.code, 1);
+    assert.match(usage.stderr, /^kvh: Invalid arguments: /);
+  });
+});
+
 Deno.test("kvh trace rejects bad flags and environment values with exit 1", async () => {
   await withDir(async (dir) => {
     assert.equal((await kvh(["trace", "--requests", "0"], { cwd: dir })).code, 1);
