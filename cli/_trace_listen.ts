@@ -31,6 +31,7 @@ import {
   SidecarDaemon,
 } from "../lib/sidecar/mod.ts";
 import { describeIoError, revokePermissionsExcept } from "./_common.ts";
+import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import { writeEvidence } from "./trace.ts";
 
 /** Longest wait for releases in flight after SIGTERM before they are abandoned. */
@@ -110,6 +111,8 @@ export async function runTraceListen(options: TraceListenOptions): Promise<numbe
   // Loaded before the permissions are revoked: the native pool helper needs `ffi` and `read`
   // to load, none to be called.
   const poolFiles = defaultPoolFiles();
+  // Likewise the digest helper: each release's record is then hashed in one native call.
+  loadNativeDigests();
   const poolDirs = await resolvePoolDirs(options.poolDirs, poolFiles);
   // Through Deno's file API, files under /dev (where /dev/shm pools live) are granted only to a
   // process holding every permission, so revoking any would lock kvh out of them.
