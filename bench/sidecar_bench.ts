@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { percentile } from "../lib/metrics/percentile.ts";
 import { SidecarClient } from "../lib/sidecar/mod.ts";
+import { startListen } from "../tests/sidecar/_listen.ts";
 
 const { values } = parseArgs({
   options: {
@@ -31,33 +32,10 @@ const { values } = parseArgs({
 const ITERATIONS = Number(values.iterations);
 const RELEASES = Number(values.releases);
 const KIB = 1024;
-const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 
-const work = await Deno.makeTempDir({ prefix: "kvh-sidecar-bench-" });
 const poolDir = await Deno.makeTempDir({ dir: values["pool-dir"], prefix: "kvh-bench-" });
-const socket = join(work, "run", "kvh.sock");
-const daemon = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    MAIN,
-    "trace",
-    "--listen",
-    `unix:${socket}`,
-    "--pool-dir",
-    poolDir,
-    "--log-dir",
-    join(work, "logs"),
-  ],
-  stderr: "piped",
-  stdout: "null",
-}).spawn();
-const stderr = daemon.stderr.pipeThrough(new TextDecoderStream()).getReader();
-for (let text = ""; !text.includes("listening on");) {
-  const { value, done } = await stderr.read();
-  if (done) throw new Error(`kvh trace --listen did not start: ${text}`);
-  text += value;
-}
+const daemon = await startListen([], { poolDir });
+const socket = daemon.socket;
 
 async function pool(
   kvh: SidecarClient,
@@ -131,7 +109,7 @@ for (let done = 0; done < RELEASES; done += 2 * BLOCKS) {
       ),
     );
   }));
-  const daemonCpu = cpuSeconds(daemon.pid);
+  const daemonCpu = cpuSeconds(daemon.child.pid);
   const clientCpu = cpuSeconds("self");
   const started = performance.now();
   await Promise.all(clients.map(async (kvh, c) => {
@@ -147,17 +125,16 @@ for (let done = 0; done < RELEASES; done += 2 * BLOCKS) {
     await Promise.all([lane(), lane(), lane(), lane()]);
   }));
   elapsedSmall += performance.now() - started;
-  daemonCpuS += cpuSeconds(daemon.pid) - daemonCpu;
+  daemonCpuS += cpuSeconds(daemon.child.pid) - daemonCpu;
   clientCpuS += cpuSeconds("self") - clientCpu;
 }
 
 for (const kvh of [big, ...clients]) await kvh.close();
-daemon.kill("SIGTERM");
-const status = await daemon.status;
+const status = await daemon.stop();
 bigFile.close();
 for (const file of files) file.close();
 await Deno.remove(poolDir, { recursive: true });
-await Deno.remove(work, { recursive: true });
+await Deno.remove(daemon.dir, { recursive: true });
 
 const load = Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
 console.log(`# Sidecar (kvh trace --listen)

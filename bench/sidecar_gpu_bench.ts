@@ -15,18 +15,17 @@
  *
  * @module
  */
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadCudaLibrary } from "../ffi/cuda/binding.ts";
 import { toHex } from "../lib/forensic/digest.ts";
 import { percentile } from "../lib/metrics/percentile.ts";
 import { CudaSanitizer } from "../lib/sanitize/cuda.ts";
 import { SidecarClient } from "../lib/sidecar/mod.ts";
+import { startListen } from "../tests/sidecar/_listen.ts";
 
 const { values } = parseArgs({ options: { iterations: { type: "string", default: "10" } } });
 const ITERATIONS = Number(values.iterations);
 const GIB = 1 << 30;
-const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 
 let engine: CudaSanitizer;
 try {
@@ -45,30 +44,8 @@ const freeBytes = () => {
   return Number(free[0]);
 };
 
-const work = await Deno.makeTempDir({ prefix: "kvh-sidecar-gpu-" });
-const socket = join(work, "run", "kvh.sock");
-const daemon = new Deno.Command(Deno.execPath(), {
-  args: [
-    "run",
-    "-A",
-    MAIN,
-    "trace",
-    "--listen",
-    `unix:${socket}`,
-    "--device",
-    "cuda",
-    "--log-dir",
-    join(work, "logs"),
-  ],
-  stderr: "piped",
-  stdout: "null",
-}).spawn();
-const stderr = daemon.stderr.pipeThrough(new TextDecoderStream()).getReader();
-for (let text = ""; !text.includes("listening on");) {
-  const { value, done } = await stderr.read();
-  if (done) throw new Error(`kvh trace --listen --device cuda did not start: ${text}`);
-  text += value;
-}
+const daemon = await startListen(["--device", "cuda"]);
+const socket = daemon.socket;
 const kvh = await SidecarClient.connect(socket);
 
 // A stride twice the block keeps the blocks apart, so they stay 16,384 ranges (adjacent blocks
@@ -131,11 +108,10 @@ const one = await measure("whole", whole, 1);
 const paged = await register("paged", 16384, 64 * 1024, 128 * 1024);
 const many = await measure("paged", paged, 16384);
 await kvh.close();
-daemon.kill("SIGTERM");
-const status = await daemon.status;
+const status = await daemon.stop();
 await engine.close();
 lib.close();
-await Deno.remove(work, { recursive: true });
+await Deno.remove(daemon.dir, { recursive: true });
 
 const gbps = (ms: number) => (GIB / (ms / 1000) / 1e9).toFixed(1);
 console.log(`# Sidecar on a GPU
