@@ -133,13 +133,12 @@ class ScrubQueue {
     queued.forEach((q, i) => {
       // The descriptor now, not when the scrub was queued: one closed since is -1 (EBADF),
       // never a number reused by another file.
-      jobs.set([
-        BigInt(q.file.fd),
-        BigInt(q.bytes),
-        BigInt(at),
-        BigInt(q.ranges.length),
-        BigInt(q.passes),
-      ], 5 * i);
+      const job = 5 * i;
+      jobs[job] = BigInt(q.file.fd);
+      jobs[job + 1] = BigInt(q.bytes);
+      jobs[job + 2] = BigInt(at);
+      jobs[job + 3] = BigInt(q.ranges.length);
+      jobs[job + 4] = BigInt(q.passes);
       for (const range of q.ranges) {
         ranges[2 * at] = BigInt(range.offset);
         ranges[2 * at + 1] = BigInt(range.length);
