@@ -8,6 +8,8 @@
  * @module
  */
 
+import { concatBytes } from "../io/concat_bytes.ts";
+
 const NEWLINE = 10;
 // A read takes whatever the socket holds, up to this much: many pipelined lines at once.
 const READ_BYTES = 64 * 1024;
@@ -61,7 +63,7 @@ export async function* readLineBatches(
         lines.push(null);
       } else {
         parts.push(chunk.subarray(start, end));
-        const line = decoder.decode(parts.length === 1 ? parts[0] : concat(parts));
+        const line = decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts));
         parts = [];
         size = 0;
         if (line.trim() !== "") lines.push(line);
@@ -70,16 +72,6 @@ export async function* readLineBatches(
     }
     if (lines.length > 0) yield lines;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /**

@@ -7,6 +7,7 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
+import { concatBytes } from "../io/concat_bytes.ts";
 import { isValidIdentifier } from "../tracer/identifiers.ts";
 import { DTYPE_BYTES } from "../tracer/types.ts";
 import { MAX_REQUEST_BYTES, REQUEST_LIMITS } from "./request_limits.ts";
@@ -245,7 +246,7 @@ export async function* parseWorkload(
   // Sync for the common line: an await per line would cost a turn of the microtask queue.
   const lineOf = (): WorkloadRequest | Promise<WorkloadRequest> | undefined => {
     line++;
-    const bytes = pieces.length === 1 ? pieces[0]! : concat(pieces, length);
+    const bytes = pieces.length === 1 ? pieces[0]! : concatBytes(pieces);
     pieces = [];
     length = 0;
     return parseLineBytes(bytes, { source, line });
@@ -281,16 +282,6 @@ export async function* parseWorkload(
   } finally {
     reader.releaseLock();
   }
-}
-
-function concat(pieces: Uint8Array[], length: number): Uint8Array {
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const piece of pieces) {
-    bytes.set(piece, offset);
-    offset += piece.length;
-  }
-  return bytes;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
