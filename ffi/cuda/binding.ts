@@ -7,7 +7,6 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { KvhError, type KvhErrorCode } from "../../lib/errors.ts";
 
 /** File name of the library. */
@@ -120,7 +119,8 @@ export interface CudaLibraryOptions {
 export function cudaLibraryCandidates(options: CudaLibraryOptions = {}): string[] {
   if (options.libraryPath !== undefined) return [options.libraryPath];
   const beside = join(dirname(options.execPath ?? Deno.execPath()), CUDA_LIBRARY_NAME);
-  const built = join(dirname(fileURLToPath(import.meta.url)), "build", CUDA_LIBRARY_NAME);
+  // Not node:url's fileURLToPath: loading node:url costs every kvh command's start.
+  const built = decodeURIComponent(new URL(`build/${CUDA_LIBRARY_NAME}`, import.meta.url).pathname);
   return [beside, built];
 }
 

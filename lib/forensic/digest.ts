@@ -5,10 +5,36 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
 import { loadedNativeDigests } from "./native_digest.ts";
 
-const EMPTY_SHA256 = createHash("sha256");
+type NodeCrypto = typeof import("node:crypto");
+let nodeCryptoModule: NodeCrypto | undefined;
+
+/**
+ * `node:crypto`, loaded on first use. A static import costs every kvh start ~50 ms (Deno loads
+ * its Node polyfills on import), and a trace that hashes through libkvh_hash with no MAC key
+ * or checkpoint never calls it.
+ *
+ * @example Usage
+ * ```ts
+ * import { nodeCrypto } from "./digest.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(nodeCrypto().createHash("sha256").update("").digest("hex").length, 64);
+ * ```
+ *
+ * @returns The `node:crypto` module.
+ */
+export function nodeCrypto(): NodeCrypto {
+  // `process` is Deno's global Node process object; getBuiltinModule loads a built-in
+  // synchronously, which a dynamic import cannot do for these synchronous digests.
+  return nodeCryptoModule ??= (globalThis as unknown as {
+    process: { getBuiltinModule(id: "node:crypto"): NodeCrypto };
+  }).process.getBuiltinModule("node:crypto");
+}
+
+let emptySha256: Hash | undefined;
 
 /**
  * Lowercase hex SHA-256 of `data` (a string is hashed as its UTF-8 bytes).
@@ -44,7 +70,8 @@ export function sha256Hex(data: string | Uint8Array): string {
     return digestOut.toHex();
   }
   // Copying a fresh hash object is measurably cheaper per call than createHash (one op less).
-  return EMPTY_SHA256.copy().update(data).digest("hex");
+  emptySha256 ??= nodeCrypto().createHash("sha256");
+  return emptySha256.copy().update(data).digest("hex");
 }
 
 /** Longest string (UTF-16 units) hashed natively; 3 bytes a unit fill the scratch at most. */
@@ -62,7 +89,7 @@ const HMAC_STATES = new WeakMap<Uint8Array, { inner: Hash; outer: Hash }>();
  */
 function hmacKeyBlock(key: Uint8Array): Uint8Array {
   const block = new Uint8Array(64);
-  block.set(key.length > 64 ? createHash("sha256").update(key).digest() : key);
+  block.set(key.length > 64 ? nodeCrypto().createHash("sha256").update(key).digest() : key);
   return block;
 }
 
@@ -91,8 +118,8 @@ export function hmacHex(key: Uint8Array, data: string | Uint8Array): string {
   if (states === undefined) {
     const block = hmacKeyBlock(key);
     states = {
-      inner: createHash("sha256").update(block.map((b) => b ^ 0x36)),
-      outer: createHash("sha256").update(block.map((b) => b ^ 0x5c)),
+      inner: nodeCrypto().createHash("sha256").update(block.map((b) => b ^ 0x36)),
+      outer: nodeCrypto().createHash("sha256").update(block.map((b) => b ^ 0x5c)),
     };
     HMAC_STATES.set(key, states);
   }

@@ -8,11 +8,10 @@
  *
  * @module
  */
-import { createHash, createHmac } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { KvhError } from "../errors.ts";
 import { writeFileAtomic } from "../io/durable_files.ts";
-import { constantTimeEqual, hmacHex } from "./digest.ts";
+import { constantTimeEqual, hmacHex, nodeCrypto } from "./digest.ts";
 import { splitV2Line } from "./format_v2.ts";
 
 const LABEL = new TextEncoder().encode("kvh-epoch");
@@ -36,7 +35,7 @@ export function nextEpochKey(key: Uint8Array, epoch: number): Uint8Array {
   const message = new Uint8Array(LABEL.length + 8);
   message.set(LABEL);
   new DataView(message.buffer).setBigUint64(LABEL.length, BigInt(epoch));
-  return new Uint8Array(createHmac("sha256", key).update(message).digest());
+  return new Uint8Array(nodeCrypto().createHmac("sha256", key).update(message).digest());
 }
 
 /**
@@ -47,7 +46,8 @@ export function nextEpochKey(key: Uint8Array, epoch: number): Uint8Array {
  * @returns 16 lowercase hex digits.
  */
 export function macKeyId(initialKey: Uint8Array): string {
-  return createHash("sha256").update("kvh-key-id").update(initialKey).digest("hex").slice(0, 16);
+  return nodeCrypto().createHash("sha256").update("kvh-key-id").update(initialKey).digest("hex")
+    .slice(0, 16);
 }
 
 /** Epoch keys kept per key id while deriving: one every this many epochs. */

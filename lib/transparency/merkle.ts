@@ -9,7 +9,8 @@
  * @see {@link https://www.rfc-editor.org/rfc/rfc9162#section-2.1.1 | RFC 9162 §2.1.1}
  * @module
  */
-import { createHash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../forensic/digest.ts";
 
 /** Domain-separation prefix of a leaf hash (RFC 6962 §2.1). */
 export const LEAF_PREFIX = 0x00;
@@ -19,9 +20,10 @@ export const NODE_PREFIX = 0x01;
 export const HASH_BYTES = 32;
 
 // Copying a hash that has already taken the prefix is cheaper per call than createHash and one
-// update more (see sha256Hex in lib/forensic/digest.ts).
-const LEAF_BASE = createHash("sha256").update(new Uint8Array([LEAF_PREFIX]));
-const NODE_BASE = createHash("sha256").update(new Uint8Array([NODE_PREFIX]));
+// update more (see sha256Hex in lib/forensic/digest.ts). Made on first use: node:crypto is not
+// loaded by a process that never hashes a tree.
+let leafBase: Hash | undefined;
+let nodeBase: Hash | undefined;
 
 /**
  * The root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1).
@@ -29,12 +31,15 @@ const NODE_BASE = createHash("sha256").update(new Uint8Array([NODE_PREFIX]));
  * @example Usage
  * ```ts
  * import { EMPTY_ROOT } from "./merkle.ts";
+ * import { createHash } from "node:crypto";
  * import assert from "node:assert/strict";
  *
- * assert.equal(EMPTY_ROOT.length, 32);
+ * assert.equal(EMPTY_ROOT.toHex(), createHash("sha256").digest("hex"));
  * ```
  */
-export const EMPTY_ROOT: Uint8Array = new Uint8Array(createHash("sha256").digest());
+export const EMPTY_ROOT: Uint8Array = Uint8Array.fromHex(
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+);
 
 /**
  * Hashes one leaf: SHA-256(0x00 ‖ data).
@@ -51,7 +56,8 @@ export const EMPTY_ROOT: Uint8Array = new Uint8Array(createHash("sha256").digest
  * ```
  */
 export function hashLeaf(data: Uint8Array | string): Uint8Array {
-  return new Uint8Array(LEAF_BASE.copy().update(data).digest());
+  leafBase ??= nodeCrypto().createHash("sha256").update(new Uint8Array([LEAF_PREFIX]));
+  return new Uint8Array(leafBase.copy().update(data).digest());
 }
 
 /**
@@ -71,7 +77,8 @@ export function hashLeaf(data: Uint8Array | string): Uint8Array {
  * ```
  */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return new Uint8Array(NODE_BASE.copy().update(left).update(right).digest());
+  nodeBase ??= nodeCrypto().createHash("sha256").update(new Uint8Array([NODE_PREFIX]));
+  return new Uint8Array(nodeBase.copy().update(left).update(right).digest());
 }
 
 /**

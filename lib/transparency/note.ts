@@ -10,15 +10,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  verify,
-} from "node:crypto";
+import type { KeyObject } from "node:crypto";
+import { nodeCrypto } from "../forensic/digest.ts";
 import { KvhError } from "../errors.ts";
 
 /** Signature type byte of Ed25519 in key encodings and key IDs. */
@@ -94,7 +87,7 @@ export class NoteError extends KvhError {
  */
 export function generateNoteKey(name: string): { signerKey: string; verifierKey: string } {
   checkName(name);
-  const { privateKey } = generateKeyPairSync("ed25519");
+  const { privateKey } = nodeCrypto().generateKeyPairSync("ed25519");
   const der = privateKey.export({ format: "der", type: "pkcs8" });
   const seed = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
   const publicKey = rawPublicKey(privateKey);
@@ -124,7 +117,7 @@ export function parseSignerKey(text: string): NoteSigner {
   validName(name, "signer");
   let privateKey: KeyObject;
   try {
-    privateKey = createPrivateKey({
+    privateKey = nodeCrypto().createPrivateKey({
       key: Buffer.concat([PKCS8_PREFIX, seed]),
       format: "der",
       type: "pkcs8",
@@ -167,7 +160,7 @@ export function parseVerifierKey(text: string): NoteVerifier {
   if (keyId(name, raw) !== id) throw malformedKey("verifier", "its key ID does not match the key");
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({
+    publicKey = nodeCrypto().createPublicKey({
       key: Buffer.concat([SPKI_PREFIX, raw]),
       format: "der",
       type: "spki",
@@ -190,7 +183,7 @@ export function signNote(text: string, signer: NoteSigner): string {
   if (!isNoteText(text)) {
     throw new TypeError("Cannot sign note: text must end in a newline and hold no blank line");
   }
-  const signature = sign(null, Buffer.from(text, "utf8"), signer.privateKey);
+  const signature = nodeCrypto().sign(null, Buffer.from(text, "utf8"), signer.privateKey);
   const blob = Buffer.concat([Buffer.from(signer.keyId, "hex"), signature]).toString("base64");
   return `${text}\n${SIGNATURE_PREFIX}${signer.name} ${blob}\n`;
 }
@@ -226,7 +219,9 @@ export function openNote(note: string, verifier: NoteVerifier): string {
       continue;
     }
     found = true;
-    if (!verify(null, Buffer.from(text, "utf8"), verifier.publicKey, blob.subarray(4))) {
+    if (
+      !nodeCrypto().verify(null, Buffer.from(text, "utf8"), verifier.publicKey, blob.subarray(4))
+    ) {
       throw new NoteError(
         "bad_signature",
         `Bad signature: the note does not verify with key ${verifier.name}+${verifier.keyId}`,
@@ -274,12 +269,14 @@ function splitKey(text: string, count: number): string[] | undefined {
 }
 
 function keyId(name: string, publicKey: Uint8Array): string {
-  return createHash("sha256").update(name, "utf8").update(new Uint8Array([0x0a, ED25519]))
+  return nodeCrypto().createHash("sha256").update(name, "utf8").update(
+    new Uint8Array([0x0a, ED25519]),
+  )
     .update(publicKey).digest().subarray(0, 4).toString("hex");
 }
 
 function rawPublicKey(privateKey: KeyObject): Uint8Array {
-  const der = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  const der = nodeCrypto().createPublicKey(privateKey).export({ format: "der", type: "spki" });
   return new Uint8Array(der.subarray(SPKI_PREFIX.length));
 }
 
