@@ -86,6 +86,106 @@ export function sealV2Record(
   fields: Record<string, unknown>,
   options: SealV2Options = {},
 ): SealedV2 {
+  const { body, record } = canonicalRecord(header, fields);
+  const hash = sha256Hex(body);
+  let line = body.slice(0, -1) + ',"hash":"' + hash + '"';
+  record.hash = hash;
+  if (options.key !== undefined) {
+    const mac = hmacHex(options.key, body);
+    line += ',"mac":"' + mac + '"';
+    record.mac = mac;
+  }
+  return { line: line + "}\n", hash, body, record: record as RecordV2 };
+}
+
+/** A record sealed by {@linkcode sealV2RecordInto}: its line is in the caller's buffer. */
+export interface SealedV2Bytes {
+  /** Length in bytes of the line written, `\n` included. */
+  bytes: number;
+  /** `hash` of the record. */
+  hash: string;
+  /** The canonical body (the record without `hash` and `mac`). */
+  body: string;
+  /** The record as written. */
+  record: RecordV2;
+}
+
+/**
+ * Seals one record like {@linkcode sealV2Record}, but writes its line as UTF-8 into `target`
+ * from `at` and hashes those bytes where they lie: one UTF-8 encoding per record instead of one
+ * for the hash and another for the write, and no line string (a writer seals every record).
+ *
+ * @param header The writer-owned fields.
+ * @param fields Event fields, as for {@linkcode sealV2Record}.
+ * @param options The HMAC key, if any.
+ * @param target Where the line goes; bytes from `at` on may be overwritten even when it is too
+ * short.
+ * @param at Offset of the line in `target`.
+ * @returns The record, or `undefined` when fewer than 3 bytes per UTF-16 unit of the body plus
+ * the spliced members are left after `at` (seal again into a larger buffer).
+ * @throws {TypeError} As {@linkcode sealV2Record}.
+ *
+ * @example Usage
+ * ```ts
+ * import { sealV2Record, sealV2RecordInto } from "./format_v2.ts";
+ * import { GENESIS_V2 } from "../../mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const header = { seq: 0, ts: "2026-01-01T00:00:00.000Z", event: "allocate", prev: GENESIS_V2 };
+ * const target = new Uint8Array(1024);
+ * const sealed = sealV2RecordInto(header, { tenant_id: "t1" }, {}, target, 10)!;
+ * const line = new TextDecoder().decode(target.subarray(10, 10 + sealed.bytes));
+ * assert.equal(line, sealV2Record(header, { tenant_id: "t1" }).line);
+ * assert.equal(sealV2RecordInto(header, { tenant_id: "t1" }, {}, new Uint8Array(64), 0), undefined);
+ * ```
+ */
+export function sealV2RecordInto(
+  header: { seq: number; ts: string; event: string; prev: string },
+  fields: Record<string, unknown>,
+  options: SealV2Options,
+  target: Uint8Array,
+  at: number,
+): SealedV2Bytes | undefined {
+  const { body, record } = canonicalRecord(header, fields);
+  const key = options.key;
+  // The body's closing brace gives way to the members, then "}\n".
+  const tail = HASH_MEMBER_LEN + (key === undefined ? 0 : MAC_MEMBER_LEN) + 1;
+  if (target.length - at < body.length * 3 + tail) return undefined;
+  const written = encoder.encodeInto(body, target.subarray(at)).written;
+  const bodyBytes = target.subarray(at, at + written);
+  const hash = sha256Hex(bodyBytes);
+  record.hash = hash;
+  // Before the members overwrite the body's closing brace.
+  const mac = key === undefined ? undefined : hmacHex(key, bodyBytes);
+  let end = spliceMember(target, at + written - 1, HASH_MEMBER, hash);
+  if (mac !== undefined) {
+    record.mac = mac;
+    end = spliceMember(target, end, MAC_MEMBER, mac);
+  }
+  target[end] = 0x7d; // }
+  target[end + 1] = 0x0a; // \n
+  return { bytes: end + 2 - at, hash, body, record: record as RecordV2 };
+}
+
+const encoder = new TextEncoder();
+const HASH_MEMBER = encoder.encode(',"hash":"');
+const MAC_MEMBER = encoder.encode(',"mac":"');
+
+/** Writes `,"name":"hex"` at `at`; returns the offset after it. */
+function spliceMember(target: Uint8Array, at: number, name: Uint8Array, hex: string): number {
+  target.set(name, at);
+  at += name.length;
+  for (let i = 0; i < hex.length; i++) target[at + i] = hex.charCodeAt(i);
+  at += hex.length;
+  target[at] = 0x22; // "
+  return at + 1;
+}
+
+/** The record without `hash` and `mac`, and its canonical (JCS) text. */
+function canonicalRecord(
+  header: { seq: number; ts: string; event: string; prev: string },
+  fields: Record<string, unknown>,
+): { body: string; record: Record<string, unknown> } {
   const shape = recordShape(fields);
   // Inserting members in sorted order lets JSON.stringify emit the JCS form directly, which is
   // several times faster than building the text member by member; `stringifyOrder` reports the
@@ -108,16 +208,7 @@ export function sealV2Record(
       checkScalar(value);
     }
   }
-  const body = fast ? JSON.stringify(record) : serialize(record, null, 0, true);
-  const hash = sha256Hex(body);
-  let line = body.slice(0, -1) + ',"hash":"' + hash + '"';
-  record.hash = hash;
-  if (options.key !== undefined) {
-    const mac = hmacHex(options.key, body);
-    line += ',"mac":"' + mac + '"';
-    record.mac = mac;
-  }
-  return { line: line + "}\n", hash, body, record: record as RecordV2 };
+  return { body: fast ? JSON.stringify(record) : serialize(record, null, 0, true), record };
 }
 
 /** Where a member's value comes from: a header field, `v` (always 2), or the event fields. */

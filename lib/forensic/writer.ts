@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { KvhError } from "../errors.ts";
 import { recoverState } from "./_recover.ts";
 import { DEFAULT_LOG_FILE, logLockPath, nextFilePath, rotatedFileName } from "./chain_files.ts";
-import { formatTimestamp, sealV2Record } from "./format_v2.ts";
+import { formatTimestamp, type SealedV2Bytes, sealV2RecordInto } from "./format_v2.ts";
 import type { AppendOptions, AuditSink, ChainHead, RecordV2 } from "./types.ts";
 import { GENESIS_V2 } from "./types.ts";
 
@@ -126,8 +126,6 @@ export interface LogObserver {
   close(): Promise<void>;
 }
 
-const encoder = new TextEncoder();
-
 /** The group being filled: its lines already UTF-8 encoded, back to back. */
 interface Pending {
   data: Uint8Array;
@@ -139,6 +137,8 @@ interface Pending {
 }
 
 const GROUP_BYTES = 64 * 1024;
+/** Room kept free after the queued lines for the next record; a larger one grows the group. */
+const SEAL_HEADROOM = 16 * 1024;
 
 /** A new group, in `spare` (a written group's buffer) when it is large enough. */
 function newPending(capacity: number, spare?: Uint8Array): Pending {
@@ -494,12 +494,12 @@ export class ForensicLog implements AuditSink {
         throw new TypeError("Cannot append: event name is empty");
       }
       sealed = this.#seal(event, fields);
-      bytes = this.#encode(sealed.line);
+      bytes = sealed.bytes;
       if (this.#fileRecords > 0 && this.#size + bytes > this.#init.maxBytes) {
         this.#rotate();
         mustCommit = true;
         sealed = this.#seal(event, fields);
-        bytes = this.#encode(sealed.line);
+        bytes = sealed.bytes;
       }
       this.#size += bytes;
     } catch (error) {
@@ -560,7 +560,11 @@ export class ForensicLog implements AuditSink {
     }
   }
 
-  #seal(event: string, fields: Record<string, unknown>) {
+  /**
+   * Seals a record into the queued group's buffer after the queued lines, without queueing it
+   * yet: its size decides a rotation first, and a rotation seals it again after the rotate record.
+   */
+  #seal(event: string, fields: Record<string, unknown>): SealedV2Bytes {
     const head = this.#head;
     const logId = this.#init.logId;
     // The id travels in the first record and every rotate record, so it survives pruning.
@@ -575,35 +579,31 @@ export class ForensicLog implements AuditSink {
       fields = { ...fields, epoch: current.epoch, key_id: current.keyId };
       key = current.key;
     }
-    return sealV2Record(
-      {
-        seq: head === null ? 0 : head.seq + 1,
-        ts: formatTimestamp(this.#init.now()),
-        event,
-        prev: head === null ? GENESIS_V2 : head.hash,
-      },
-      fields,
-      { key },
-    );
-  }
-
-  /**
-   * Encodes a line after the queued ones without queueing it yet; returns its length in bytes.
-   * Encoding once here gives both the size the rotation check needs and the bytes to write.
-   */
-  #encode(line: string): number {
+    const header = {
+      seq: head === null ? 0 : head.seq + 1,
+      ts: formatTimestamp(this.#init.now()),
+      event,
+      prev: head === null ? GENESIS_V2 : head.hash,
+    };
     const pending = this.#pending;
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    const need = pending.used + line.length * 3;
-    if (need > pending.data.length) {
-      const data = new Uint8Array(Math.max(need, pending.data.length * 2));
-      data.set(pending.data.subarray(0, pending.used));
-      pending.data = data;
+    while (true) {
+      if (pending.data.length - pending.used < SEAL_HEADROOM) this.#grow(SEAL_HEADROOM);
+      const sealed = sealV2RecordInto(header, fields, { key }, pending.data, pending.used);
+      if (sealed !== undefined) return sealed;
+      // A record larger than the headroom: rare enough to seal it again.
+      this.#grow(pending.data.length);
     }
-    return encoder.encodeInto(line, pending.data.subarray(pending.used)).written;
   }
 
-  /** Queues the line {@linkcode #encode} just encoded. */
+  /** Makes room for at least `bytes` more bytes after the queued lines. */
+  #grow(bytes: number): void {
+    const pending = this.#pending;
+    const data = new Uint8Array(Math.max(pending.used + bytes, pending.data.length * 2));
+    data.set(pending.data.subarray(0, pending.used));
+    pending.data = data;
+  }
+
+  /** Queues the line {@linkcode #seal} just sealed. */
   #queue(bytes: number, critical: boolean): void {
     const pending = this.#pending;
     pending.used += bytes;
@@ -663,7 +663,7 @@ export class ForensicLog implements AuditSink {
       prev_file: rotatedName,
       prev_file_last_hash: this.#head!.hash,
     });
-    const bytes = this.#encode(sealed.line);
+    const bytes = sealed.bytes;
     this.#queue(bytes, true);
     this.#init.macKeys?.recorded();
     this.#init.observer?.record(sealed.body, sealed.record);
