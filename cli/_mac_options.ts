@@ -7,7 +7,7 @@
  * @module
  */
 import type { Command } from "@commander-js/extra-typings";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join } from "../lib/io/path.ts";
 import { KvhError } from "../lib/errors.ts";
 import {
   checkKeyringKey,

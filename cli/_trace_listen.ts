@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "../lib/io/path.ts";
 import { KvhError } from "../lib/errors.ts";
 import {
   type EpochMacKeys,

@@ -8,7 +8,7 @@ import { resolveKeyring } from "./_mac_options.ts";
 // Type-only: `kvh verify LOG` runs without commander (runVerifyFast), whose load is a fifth of a
 // large log's whole verify.
 import type { Command } from "@commander-js/extra-typings";
-import { join } from "node:path";
+import { join } from "../lib/io/path.ts";
 import { KvhError } from "../lib/errors.ts";
 import {
   addVerifyCheckpointOptions,

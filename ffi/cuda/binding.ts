@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../lib/io/path.ts";
 import { KvhError, type KvhErrorCode } from "../../lib/errors.ts";
 
 /** File name of the library. */

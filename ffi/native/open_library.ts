@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../lib/io/path.ts";
 
 /** Where to look for a native library. */
 export interface NativeLibraryLocation {

@@ -6,7 +6,7 @@
  * @module
  */
 import { describeIoError, KvhError } from "../errors.ts";
-import { join } from "node:path";
+import { join } from "../io/path.ts";
 import { writeAll } from "../io/mod.ts";
 import { keyMissingMessage, listChainFiles, nextFilePath, utcStamp } from "./chain_files.ts";
 import { sameFile } from "./_snapshot.ts";

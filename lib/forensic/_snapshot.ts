@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../io/path.ts";
 import { describeIoError, KvhError } from "../errors.ts";
 import { chainOrder, listChainFiles } from "./chain_files.ts";
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join } from "../io/path.ts";
 import { KvhError } from "../errors.ts";
 
 /**

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename } from "node:path";
+import { basename } from "../io/path.ts";
 import { describeIoError, KvhError } from "../errors.ts";
 import {
   type ChainSnapshot,

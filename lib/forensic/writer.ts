@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../io/path.ts";
 import { KvhError } from "../errors.ts";
 import { recoverState } from "./_recover.ts";
 import { DEFAULT_LOG_FILE, logLockPath, nextFilePath, rotatedFileName } from "./chain_files.ts";

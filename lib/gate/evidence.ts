@@ -6,7 +6,7 @@
  */
 import { describeIoError, KvhError } from "../errors.ts";
 import { sha256Hex } from "../forensic/digest.ts";
-import { dirname } from "node:path";
+import { dirname } from "../io/path.ts";
 import { syncDir, tempSibling, writeNewFile } from "../io/mod.ts";
 
 /** Name of the manifest at the top of a bundle. */

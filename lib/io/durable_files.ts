@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./path.ts";
 
 /** Options of {@linkcode writeFileAtomic} and {@linkcode writeNewFile}. */
 export interface WriteFileOptions {

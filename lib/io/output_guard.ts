@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "./path.ts";
 import { KvhError } from "../errors.ts";
 import { listChainFiles, logLockPath } from "../forensic/chain_files.ts";
 

@@ -14,7 +14,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname } from "node:path";
+import { dirname } from "../io/path.ts";
 import { describeIoError, KvhError } from "../errors.ts";
 import { appendV1Record } from "../forensic/append_v1.ts";
 import { type ChainFile, verifyLog, type VerifyLogReport } from "../forensic/verify.ts";

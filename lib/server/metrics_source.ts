@@ -16,7 +16,7 @@
  * @module
  */
 import fs from "node:fs";
-import { dirname } from "node:path";
+import { dirname } from "../io/path.ts";
 import {
   FileTooLargeError,
   fromNodeError,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "../io/path.ts";
 import type { ByteRange } from "./block_layout.ts";
 import type { EnginePool, PoolScrubResult } from "./engine_pool.ts";
 import { loadNativePoolFiles } from "./native_pool.ts";

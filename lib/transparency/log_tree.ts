@@ -10,7 +10,7 @@
  * @module
  */
 import { Buffer, isAscii } from "node:buffer";
-import { basename, dirname } from "node:path";
+import { basename, dirname } from "../io/path.ts";
 import { describeIoError, KvhError } from "../errors.ts";
 import { listChainFiles } from "../forensic/chain_files.ts";
 import { decodeLines, readChunks } from "../forensic/reader.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../io/path.ts";
 import { describeIoError, KvhError } from "../errors.ts";
 import { syncDir, writeNewFile } from "../io/mod.ts";
 import { generateNoteKey } from "./note.ts";
