@@ -8,7 +8,6 @@
 import type { Command } from "@commander-js/extra-typings";
 import { KvhError } from "../lib/errors.ts";
 import type { ForensicLogOptions } from "../lib/forensic/mod.ts";
-import { checkpointer, parseSignerKey } from "../lib/transparency/mod.ts";
 import { numberSetting, readSecretFile, setting, textSetting, withEnv } from "./_common.ts";
 
 /** The parsed checkpoint flags. */
@@ -94,6 +93,9 @@ export async function resolveCheckpointer(
     setting(flags.checkpointIntervalSec, "KV_CHECKPOINT_INTERVAL_SEC", EVERY_SECONDS) ??
       DEFAULT_INTERVAL_SEC;
   const keyText = new TextDecoder().decode(await readSecretFile(keyFile, "--signing-key-file"));
+  // Loaded here, not at import: a run without checkpoints (most traces) never needs the tree,
+  // note and signing modules, and loading them is part of every kvh start.
+  const { checkpointer, parseSignerKey } = await import("../lib/transparency/mod.ts");
   const signer = parseSignerKey(keyText);
   return checkpointer({
     signer,

@@ -11,9 +11,10 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join } from "../lib/io/path.ts";
 import { KvhError } from "../lib/errors.ts";
-import { type ForensicLog, openForensicLog, rekeyLog } from "../lib/forensic/mod.ts";
+import { type ForensicLog, openForensicLog } from "../lib/forensic/writer.ts";
+import { rekeyLog } from "../lib/forensic/epoch_key.ts";
 import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
 import { MetricsCollector, toPrometheusText } from "../lib/metrics/mod.ts";
@@ -25,7 +26,6 @@ import {
 } from "../lib/sanitize/open_sanitizer.ts";
 import type { VerifyMode } from "../lib/sanitize/types.ts";
 import { CacheTracer, type TracerStats } from "../lib/tracer/mod.ts";
-import { runTraceListen } from "./_trace_listen.ts";
 import {
   addMacStateOptions,
   macStateFileOf,
@@ -312,6 +312,8 @@ async function runTrace(flags: TraceFlags): Promise<number> {
   const device = flags.device as DeviceChoice;
   const cudaLibraryPath = envString("KVH_CUDA_LIB");
   if (flags.listen !== undefined) {
+    // The sidecar's modules load only for --listen: a workload trace starts without them.
+    const { runTraceListen } = await import("./_trace_listen.ts");
     return await runTraceListen({
       listen: flags.listen,
       poolDirs: flags.poolDir ?? [],

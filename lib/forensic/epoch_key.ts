@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
 import { KvhError } from "../errors.ts";
 import { writeFileAtomic } from "../io/durable_files.ts";
 import { constantTimeEqual, hmacHex, nodeCrypto } from "./digest.ts";
@@ -179,7 +178,15 @@ export function parseKeyring(
     }
     const [, keyId, value] = match as unknown as [string, string, string];
     if (value.startsWith("base64:")) {
-      const key = new Uint8Array(Buffer.from(value.slice(7), "base64"));
+      let key: Uint8Array;
+      try {
+        key = Uint8Array.fromBase64(value.slice(7));
+      } catch {
+        throw new KvhError(
+          "keyring_malformed",
+          `Invalid keyring ${source} line ${i + 1}: the key after base64: is not base64`,
+        );
+      }
       if (key.length === 0) {
         throw new KvhError(
           "keyring_malformed",
@@ -267,7 +274,7 @@ export async function openMacState(options: MacStateOptions): Promise<EpochMacKe
   let state: MacState;
   try {
     const parsed = JSON.parse(await Deno.readTextFile(path));
-    const key = new Uint8Array(Buffer.from(String(parsed.key), "base64"));
+    const key = Uint8Array.fromBase64(String(parsed.key));
     if (
       parsed.v !== 1 || typeof parsed.key_id !== "string" || !KEY_ID_RE.test(parsed.key_id) ||
       !Number.isSafeInteger(parsed.epoch) || parsed.epoch < 0 || key.length !== 32
@@ -437,7 +444,7 @@ export class EpochMacKeys {
       v: 1,
       key_id: keyId,
       epoch,
-      key: Buffer.from(key).toString("base64"),
+      key: key.toBase64(),
     }) + "\n";
     this.#written = this.#written.then(() => writeFileAtomic(this.#path, text)).catch((error) => {
       this.#failure ??= new KvhError(

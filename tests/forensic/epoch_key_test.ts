@@ -374,4 +374,8 @@ Deno.test("parseKeyring() reads paths and base64 keys and refuses other lines", 
   assert.deepEqual(entries[1]!.key, KEY2);
   assert.throws(() => parseKeyring("nothex path\n", "ring"), /ring line 1/);
   assert.throws(() => parseKeyring(`${macKeyId(KEY)} base64:\n`, "ring"), /empty/);
+  assert.throws(
+    () => parseKeyring(`# keys\n${macKeyId(KEY)} base64:not*base64\n`, "ring"),
+    /ring line 2: the key after base64: is not base64/,
+  );
 });

@@ -3,7 +3,12 @@ import canonicalize from "canonicalize";
 import fc from "fast-check";
 import { canonicalBodyV2, canonicalizeV2 } from "../../lib/forensic/canonicalize_v2.ts";
 import { hmacHex, sha256Hex } from "../../lib/forensic/digest.ts";
-import { checkV2Line, sealV2Record, splitV2Line } from "../../lib/forensic/format_v2.ts";
+import {
+  checkV2Line,
+  sealV2Record,
+  sealV2RecordInto,
+  splitV2Line,
+} from "../../lib/forensic/format_v2.ts";
 import { GENESIS_V2 } from "../../lib/forensic/types.ts";
 
 const SEED = 424242;
@@ -139,6 +144,42 @@ Deno.test("checkV2Line() accepts every sealed record of random fields", () => {
       assert.equal(checked.ok, true, checked.ok ? "" : checked.detail);
     }),
     { seed: SEED, numRuns: 1000 },
+  );
+});
+
+Deno.test("sealV2RecordInto() writes the bytes of sealV2Record's line, keyed or not", () => {
+  const decoder = new TextDecoder();
+  fc.assert(
+    fc.property(
+      fc.dictionary(fc.string(), jsonValue, { maxKeys: 6 }),
+      fc.boolean(),
+      fc.nat(64),
+      (fields, keyed, at) => {
+        for (const name of ["v", "seq", "ts", "event", "prev", "hash", "mac"]) delete fields[name];
+        const options = keyed ? { key: KEY } : {};
+        const expected = sealV2Record(HEADER, fields, options);
+        const target = new Uint8Array(at + expected.line.length * 3 + 200).fill(0x2a);
+        const sealed = sealV2RecordInto(HEADER, fields, options, target, at)!;
+        assert.equal(decoder.decode(target.subarray(at, at + sealed.bytes)), expected.line);
+        assert.deepEqual(target.subarray(0, at), new Uint8Array(at).fill(0x2a));
+        assert.equal(sealed.hash, expected.hash);
+        assert.equal(sealed.body, expected.body);
+        assert.deepEqual(sealed.record, expected.record);
+      },
+    ),
+    { seed: SEED, numRuns: 500 },
+  );
+});
+
+Deno.test("sealV2RecordInto() returns undefined when the line may not fit after the offset", () => {
+  const fields = { note: "\u00e9".repeat(100) };
+  const line = sealV2Record(HEADER, fields, { key: KEY }).line;
+  const tooShort = new Uint8Array(line.length);
+  assert.equal(sealV2RecordInto(HEADER, fields, { key: KEY }, tooShort, 0), undefined);
+  const room = new Uint8Array(10 + line.length * 3 + 160);
+  assert.equal(
+    sealV2RecordInto(HEADER, fields, { key: KEY }, room, 10)?.hash,
+    sealV2Record(HEADER, fields).hash,
   );
 });
 

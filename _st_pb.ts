@@ -1,0 +1,2 @@
+import "node:path";
+import "node:buffer";
