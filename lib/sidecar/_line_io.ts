@@ -13,6 +13,8 @@ import { concatBytes } from "../io/concat_bytes.ts";
 const NEWLINE = 10;
 // A read takes whatever the socket holds, up to this much: many pipelined lines at once.
 const READ_BYTES = 64 * 1024;
+// Replies finished together are encoded into a buffer of this size, kept for the connection.
+const WRITE_BYTES = 64 * 1024;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -62,10 +64,16 @@ export async function* readLineBatches(
         size = 0;
         lines.push(null);
       } else {
-        parts.push(chunk.subarray(start, end));
-        const line = decoder.decode(parts.length === 1 ? parts[0] : concatBytes(parts));
-        parts = [];
-        size = 0;
+        // Most lines lie whole in one read: decoded where they are, with no list of parts.
+        const bytes = chunk.subarray(start, end);
+        let line: string;
+        if (parts.length === 0) line = decoder.decode(bytes);
+        else {
+          parts.push(bytes);
+          line = decoder.decode(concatBytes(parts));
+          parts = [];
+          size = 0;
+        }
         if (line.trim() !== "") lines.push(line);
       }
       start = end + 1;
@@ -78,7 +86,8 @@ export async function* readLineBatches(
  * Writes lines (the daemon's replies, the client's requests), gathering the ones sent while the
  * previous write is under way, or in the same turn of the event loop, into one write. A write
  * that fails (the peer went away) hands the tags of every line it carried, and of every line
- * sent after it, to `lost`.
+ * sent after it, to `lost`. One write is under way at a time, so every write encodes into the
+ * same buffer.
  *
  * @typeParam T What the caller needs back about a line that could not be delivered.
  */
@@ -91,6 +100,7 @@ export class LineWriter<T> {
   #next: Promise<void> | undefined;
   #last: Promise<void> = Promise.resolve();
   #broken: Error | undefined;
+  #buffer = new Uint8Array(WRITE_BYTES);
 
   /**
    * Creates the writer.
@@ -107,12 +117,12 @@ export class LineWriter<T> {
    * Queues one line.
    *
    * @param line The line, without its newline.
-   * @param tags What `lost` gets if the line is not delivered.
+   * @param tag What `lost` gets if the line is not delivered; none when `lost` needs nothing.
    * @returns When the write carrying the line is done (delivered, or handed to `lost`).
    */
-  send(line: string, tags: readonly T[]): Promise<void> {
+  send(line: string, tag?: T): Promise<void> {
     this.#lines.push(line);
-    for (const tag of tags) this.#tags.push(tag);
+    if (tag !== undefined) this.#tags.push(tag);
     // The write starts after the previous one, and at the earliest in a later microtask, so the
     // replies of requests that finish together (one batch of releases) share it.
     if (this.#next === undefined) {
@@ -140,7 +150,11 @@ export class LineWriter<T> {
     try {
       if (this.#broken !== undefined) throw this.#broken;
       lines.push("");
-      const bytes = encoder.encode(lines.join("\n"));
+      const text = lines.join("\n");
+      // UTF-8 needs at most 3 bytes per UTF-16 unit; a rare larger write gets its own buffer.
+      const bytes = text.length * 3 <= this.#buffer.length
+        ? this.#buffer.subarray(0, encoder.encodeInto(text, this.#buffer).written)
+        : encoder.encode(text);
       for (let done = 0; done < bytes.length;) {
         done += await this.#conn.write(bytes.subarray(done));
       }

@@ -183,13 +183,20 @@ export function blockRanges(layout: BlockLayout, ids: readonly number[]): ByteRa
       ranges.push({ offset: region.offset + id * region.block_stride, length: region.block_bytes });
     }
   }
-  ranges.sort((x, y) => x.offset - y.offset);
-  const merged: ByteRange[] = [];
+  // Merged in place (the ranges are this call's own): a release of one block allocates nothing
+  // more than its ranges.
+  if (ranges.length > 1) ranges.sort(byOffset);
+  let kept = 0;
   for (const range of ranges) {
-    const last = merged.at(-1);
+    const last = kept > 0 ? ranges[kept - 1]! : undefined;
     if (last !== undefined && last.offset + last.length === range.offset) {
       last.length += range.length;
-    } else merged.push({ ...range });
+    } else ranges[kept++] = range;
   }
-  return merged;
+  ranges.length = kept;
+  return ranges;
+}
+
+function byOffset(x: ByteRange, y: ByteRange): number {
+  return x.offset - y.offset;
 }

@@ -90,7 +90,7 @@ export class SidecarClient {
     const reply = new Promise<SidecarReply>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
     });
-    void this.#lines.send(line, []);
+    void this.#lines.send(line);
     return reply;
   }
 

@@ -75,6 +75,41 @@ const DURATION_SAMPLES = 8192;
 type Outcome = { reply: SidecarReply; op: string | null };
 
 /**
+ * Requests that have not finished, counted: how many, and a wait for fewer than some number.
+ * A set of their promises, each with a `finally` to leave it, costs allocations per request
+ * that the young generation of a busy daemon pays for in collections.
+ */
+class InFlight {
+  #count = 0;
+  #waiting: { below: number; wake: () => void }[] = [];
+
+  get count(): number {
+    return this.#count;
+  }
+
+  start(): void {
+    this.#count++;
+  }
+
+  end(): void {
+    this.#count--;
+    if (this.#waiting.length === 0) return;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) {
+      if (this.#count < w.below) w.wake();
+      else this.#waiting.push(w);
+    }
+  }
+
+  /** Resolves once fewer than `below` are in flight. */
+  fewerThan(below: number): Promise<void> {
+    if (this.#count < below) return Promise.resolve();
+    return new Promise((wake) => this.#waiting.push({ below, wake }));
+  }
+}
+
+/**
  * The daemon. One instance serves any number of connections; each connection's pools and
  * handles are its own.
  *
@@ -98,7 +133,8 @@ export class SidecarDaemon {
   #identities = new Map<string, object>();
   #sessions = new Set<SidecarSession>();
   #conns = new Set<Deno.Conn>();
-  #inflight = new Map<Promise<unknown>, string>();
+  #inflight = new InFlight();
+  #releasesInFlight = 0;
   #shuttingDown = false;
   #listener: Deno.Listener | undefined;
 
@@ -223,18 +259,16 @@ export class SidecarDaemon {
   async serveConnection(conn: Deno.Conn): Promise<void> {
     this.#conns.add(conn);
     const session = this.openSession();
-    const pending = new Set<Promise<void>>();
+    // Lines being answered, until their reply is written.
+    const pending = new InFlight();
     // A reply that never reached the engine: its release is quarantined, as the engine treats it.
-    const replies = new LineWriter<Outcome>(conn, async (lost) => {
-      for (const o of lost) {
-        if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+    const replies = new LineWriter<Outcome | Outcome[]>(conn, async (lost) => {
+      for (const tag of lost) {
+        for (const o of Array.isArray(tag) ? tag : [tag]) {
+          if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+        }
       }
     });
-    const send = (outcomes: Outcome[], batch: boolean) =>
-      replies.send(
-        batch ? JSON.stringify(outcomes.map((o) => o.reply)) : JSON.stringify(outcomes[0]!.reply),
-        outcomes,
-      );
     let barrier: Promise<unknown> | undefined;
     try {
       // The lines of one read start together: their releases share one scrub call and their
@@ -247,30 +281,28 @@ export class SidecarDaemon {
               `A request line exceeds ${this.#ctx.limits.max_line_bytes} bytes`,
             );
             this.#ctx.counters.errors++;
-            void send([{ reply: errorReply(null, error), op: null }], false);
+            const outcome = { reply: errorReply(null, error), op: null };
+            void replies.send(JSON.stringify(outcome.reply), outcome);
             continue;
           }
           // A pool registration opens a file or a GPU mapping (awaits): the lines after it wait
           // for it, so a pipelined assign finds its pool. Everything else starts at once.
-          const run = () => this.handleLine(session, line);
-          const handled = barrier === undefined ? run() : barrier.then(run);
+          pending.start();
+          const answered = barrier === undefined
+            ? this.#answer(session, line, replies, pending)
+            : barrier.then(() => this.#answer(session, line, replies, pending));
           if (REGISTER.test(line)) {
-            const current: Promise<unknown> = handled.catch(() => {});
+            const current: Promise<unknown> = answered.catch(() => {});
             barrier = current;
             void current.then(() => {
               if (barrier === current) barrier = undefined;
             });
           }
-          const started = handled.then((outcomes) =>
-            send(outcomes, line.trimStart().startsWith("["))
-          );
-          pending.add(started);
-          void started.finally(() => pending.delete(started));
           // Backpressure: a client that pipelines without reading its replies stops being read.
-          if (pending.size >= this.#ctx.limits.max_in_flight) await Promise.race(pending);
+          await pending.fewerThan(this.#ctx.limits.max_in_flight);
           if (this.#isBye(line)) {
             // Leaving the loop closes the connection: answer first.
-            await Promise.allSettled(pending);
+            await pending.fewerThan(1);
             await replies.drained();
             break reading;
           }
@@ -279,7 +311,7 @@ export class SidecarDaemon {
     } catch {
       // A reset connection ends like a closed one.
     } finally {
-      await Promise.allSettled(pending);
+      await pending.fewerThan(1);
       await replies.drained();
       this.#conns.delete(conn);
       try {
@@ -290,6 +322,26 @@ export class SidecarDaemon {
       await session.close(this.#shuttingDown ? "shutdown" : "client_disconnected");
       this.#sessions.delete(session);
       this.#ctx.changed();
+    }
+  }
+
+  // Answers one line and queues its reply: an array for a batch line, whatever went wrong.
+  async #answer(
+    session: SidecarSession,
+    line: string,
+    replies: LineWriter<Outcome | Outcome[]>,
+    pending: InFlight,
+  ): Promise<void> {
+    try {
+      const handled = await this.#handle(session, line);
+      if (line.trimStart().startsWith("[")) {
+        const outcomes = Array.isArray(handled) ? handled : [handled];
+        await replies.send(JSON.stringify(outcomes.map((o) => o.reply)), outcomes);
+      } else if (!Array.isArray(handled)) {
+        await replies.send(JSON.stringify(handled.reply), handled);
+      }
+    } finally {
+      pending.end();
     }
   }
 
@@ -307,32 +359,34 @@ export class SidecarDaemon {
    * @returns One outcome per request (one for a line that is not JSON).
    */
   async handleLine(session: SidecarSession, line: string): Promise<Outcome[]> {
+    const handled = await this.#handle(session, line);
+    return Array.isArray(handled) ? handled : [handled];
+  }
+
+  // The outcomes of a batch line, or the one outcome of any other line. Not async itself: a
+  // single request's line costs no promise of its own.
+  #handle(session: SidecarSession, line: string): Promise<Outcome | Outcome[]> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
     } catch {
-      this.#ctx.counters.errors++;
-      return [{
-        reply: errorReply(
-          null,
-          new SidecarRequestError("malformed_json", "The line is not a JSON document"),
-        ),
-        op: null,
-      }];
+      return Promise.resolve(this.#failed(
+        null,
+        new SidecarRequestError("malformed_json", "The line is not a JSON document"),
+      ));
     }
-    if (!Array.isArray(parsed)) return [await this.#one(session, parsed)];
+    return Array.isArray(parsed) ? this.#batch(session, parsed) : this.#one(session, parsed);
+  }
+
+  async #batch(session: SidecarSession, parsed: unknown[]): Promise<Outcome | Outcome[]> {
     if (parsed.length === 0 || parsed.length > this.#ctx.limits.max_batch) {
-      this.#ctx.counters.errors++;
-      return [{
-        reply: errorReply(
-          null,
-          new SidecarRequestError(
-            "invalid_request",
-            `A batch holds 1 to ${this.#ctx.limits.max_batch} requests, got ${parsed.length}`,
-          ),
+      return this.#failed(
+        null,
+        new SidecarRequestError(
+          "invalid_request",
+          `A batch holds 1 to ${this.#ctx.limits.max_batch} requests, got ${parsed.length}`,
         ),
-        op: null,
-      }];
+      );
     }
     const started: Promise<Outcome>[] = [];
     for (const request of parsed) {
@@ -343,55 +397,61 @@ export class SidecarDaemon {
     return await Promise.all(started);
   }
 
-  #one(session: SidecarSession, request: unknown): Promise<Outcome> {
+  async #one(session: SidecarSession, request: unknown): Promise<Outcome> {
     const id =
       isObject(request) && (typeof request.id === "number" || typeof request.id === "string")
         ? request.id
         : null;
-    const fail = (error: unknown): Outcome => {
-      this.#ctx.counters.errors++;
-      if (error instanceof SidecarRequestError) return { reply: errorReply(id, error), op: null };
-      return {
-        reply: errorReply(
-          id,
-          new SidecarRequestError("invalid_request", `Request failed: ${(error as Error).message}`),
-        ),
-        op: null,
-      };
-    };
     if (!isObject(request)) {
-      return Promise.resolve(
-        fail(new SidecarRequestError("invalid_request", "A request must be a JSON object")),
+      return this.#failed(
+        id,
+        new SidecarRequestError("invalid_request", "A request must be a JSON object"),
       );
     }
     if (request.v !== PROTOCOL_VERSION) {
-      return Promise.resolve(fail(
+      return this.#failed(
+        id,
         new SidecarRequestError(
           "unsupported_version",
           `Protocol version ${
             JSON.stringify(request.v)
           } is not supported: this kvh speaks ${PROTOCOL_VERSION}`,
         ),
-      ));
+      );
     }
     if (typeof request.op !== "string") {
-      return Promise.resolve(
-        fail(new SidecarRequestError("invalid_request", "A request needs an op string")),
+      return this.#failed(
+        id,
+        new SidecarRequestError("invalid_request", "A request needs an op string"),
       );
     }
     const op = request.op;
-    let work: Promise<Outcome>;
+    const release = op === "release";
+    this.#inflight.start();
+    if (release) this.#releasesInFlight++;
     try {
-      work = session.handle(op, request).then(
-        (result) => ({ reply: { ...result, v: PROTOCOL_VERSION, id, ok: true }, op }),
-        fail,
-      );
+      // Runs up to its first await now: requests take effect in the order they started.
+      const result = await session.handle(op, request);
+      // The result object is this request's own: the envelope goes onto it rather than onto a
+      // copy, after the result fields as on the wire so far.
+      result.v = PROTOCOL_VERSION;
+      result.id = id;
+      result.ok = true;
+      return { reply: result as SidecarReply, op };
     } catch (error) {
-      work = Promise.resolve(fail(error));
+      return this.#failed(id, error);
+    } finally {
+      if (release) this.#releasesInFlight--;
+      this.#inflight.end();
     }
-    this.#inflight.set(work, op);
-    void work.finally(() => this.#inflight.delete(work));
-    return work;
+  }
+
+  #failed(id: number | string | null, error: unknown): Outcome {
+    this.#ctx.counters.errors++;
+    const wire = error instanceof SidecarRequestError
+      ? error
+      : new SidecarRequestError("invalid_request", `Request failed: ${(error as Error).message}`);
+    return { reply: errorReply(id, wire), op: null };
   }
 
   /**
@@ -414,13 +474,11 @@ export class SidecarDaemon {
       timer = setTimeout(() => resolve("timeout"), drainMs);
     });
     const drained = await Promise.race([
-      Promise.allSettled([...this.#inflight.keys()]).then(() => "drained" as const),
+      this.#inflight.fewerThan(1).then(() => "drained" as const),
       timeout,
     ]);
     clearTimeout(timer);
-    const abandoned = drained === "timeout"
-      ? [...this.#inflight.values()].filter((op) => op === "release").length
-      : 0;
+    const abandoned = drained === "timeout" ? this.#releasesInFlight : 0;
     this.#ctx.counters.abandonedReleases += abandoned;
     for (const conn of this.#conns) {
       try {

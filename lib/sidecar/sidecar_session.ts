@@ -63,12 +63,28 @@ const METRIC_REASON: Record<SidecarQuarantineReason, [QuarantineReason, PolicyNa
   shutdown: ["operator", null],
 };
 
+// One handle per assign: its 16 random bytes and their hex text live in buffers reused by every
+// call, and the text is decoded in one step, instead of 16 two-digit strings joined.
+const handleBytes = new Uint8Array(16);
+const handleText = new Uint8Array(32);
+const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
+const asciiDecoder = new TextDecoder();
+
 function newHandle(): string {
-  let hex = "";
-  for (const byte of crypto.getRandomValues(new Uint8Array(16))) {
-    hex += byte.toString(16).padStart(2, "0");
+  crypto.getRandomValues(handleBytes);
+  for (let i = 0; i < handleBytes.length; i++) {
+    handleText[2 * i] = HEX_DIGITS[handleBytes[i]! >> 4]!;
+    handleText[2 * i + 1] = HEX_DIGITS[handleBytes[i]! & 15]!;
   }
-  return hex;
+  return asciiDecoder.decode(handleText);
+}
+
+// Whether any of the blocks is in the set. The checks of assign and release find none nearly
+// always: asked first, they build the list of those blocks only when there is one.
+function anyIn(blocks: readonly number[], set: ReadonlySet<number>): boolean {
+  if (set.size === 0) return false;
+  for (const b of blocks) if (set.has(b)) return true;
+  return false;
 }
 
 function invalid(message: string): SidecarRequestError {
@@ -313,36 +329,48 @@ export class SidecarSession {
     const tenantId = identifier("tenant_id", request.tenant_id);
     const requestId = identifier("request_id", request.request_id);
     const modelId = identifier("model_id", request.model_id);
-    const owner = { tenantId, requestId, modelId };
-    const quarantined = blocks.filter((b) => pool.quarantined.has(b));
-    if (quarantined.length > 0) {
+    if (anyIn(blocks, pool.quarantined)) {
+      const quarantined = blocks.filter((b) => pool.quarantined.has(b));
       throw new SidecarRequestError(
         "quarantined",
         `Blocks ${quarantined.join(", ")} are quarantined and must never be reused`,
         { reason: "already_quarantined", blocks: quarantined },
       );
     }
-    const busy = blocks.filter((b) => pool.scrubbing.has(b));
-    if (busy.length > 0) {
+    if (anyIn(blocks, pool.scrubbing)) {
+      const busy = blocks.filter((b) => pool.scrubbing.has(b));
       throw new SidecarRequestError(
         "release_in_progress",
         `Blocks ${busy.join(", ")} are being released and are not free yet`,
       );
     }
-    const foreign = blocks.filter((b) => {
+    const isForeign = (b: number) => {
       const tenant = pool.tenants.get(b);
       return tenant !== undefined && tenant !== tenantId;
-    });
-    if (foreign.length > 0) {
+    };
+    if (pool.tenants.size > 0 && blocks.some(isForeign)) {
+      const foreign = blocks.filter(isForeign);
       // Another tenant's bytes are still in these blocks: the engine's free path skipped kvh.
-      await this.#quarantine(pool, foreign, "cross_tenant_assign", owner);
+      await this.#quarantine(pool, foreign, "cross_tenant_assign", {
+        tenantId,
+        requestId,
+        modelId,
+      });
       throw new SidecarRequestError(
         "quarantined",
         `Blocks ${foreign.join(", ")} still hold another tenant's data: quarantined`,
         { reason: "cross_tenant_assign", blocks: foreign },
       );
     }
-    const handle: Handle = { id: newHandle(), pool, blocks, ...owner, releasing: false };
+    const handle: Handle = {
+      id: newHandle(),
+      pool,
+      blocks,
+      tenantId,
+      requestId,
+      modelId,
+      releasing: false,
+    };
     for (const b of blocks) {
       pool.holders.set(b, (pool.holders.get(b) ?? 0) + 1);
       pool.tenants.set(b, tenantId);
@@ -353,7 +381,7 @@ export class SidecarSession {
     this.#handles.set(handle.id, handle);
     this.#ctx.changed();
     try {
-      await this.#ctx.audit.append("assign", this.#fields(handle, blocks, {}));
+      await this.#ctx.audit.append("assign", this.#fields(handle, blocks));
     } catch (error) {
       await this.#drop(handle, "audit_failed");
       throw new SidecarRequestError(
@@ -372,8 +400,11 @@ export class SidecarSession {
     const pool = handle.pool;
     handle.releasing = true;
     // Blocks another live handle of the same tenant still holds are left dirty for that one.
-    const scrub = handle.blocks.filter((b) => pool.holders.get(b) === 1);
-    const shared = handle.blocks.filter((b) => pool.holders.get(b)! > 1);
+    // Usually there are none, and the handle's own list is the one to scrub.
+    const heldElsewhere = (b: number) => pool.holders.get(b)! > 1;
+    const sharing = handle.blocks.some(heldElsewhere);
+    const scrub = sharing ? handle.blocks.filter((b) => !heldElsewhere(b)) : handle.blocks;
+    const shared = sharing ? handle.blocks.filter(heldElsewhere) : [];
     for (const b of scrub) pool.scrubbing.add(b);
     const started = performance.now();
     let checkedBytes = 0;
@@ -401,21 +432,17 @@ export class SidecarSession {
       durationMs,
       scrubbedBytes: bytes * (this.#ctx.doublePass ? 2 : 1),
     });
+    const fields = this.#fields(handle, scrub);
+    fields.shared_blocks = shared.length > 0 ? shared : undefined;
+    fields.coverage_pct = coveragePct;
+    fields.verified = true;
+    fields.verify_mode = "full";
+    fields.checked_bytes = checkedBytes;
+    fields.nonzero_bytes = nonZeroBytes;
+    fields.double_pass = this.#ctx.doublePass;
+    fields.duration_ms = durationMs;
     try {
-      await this.#ctx.audit.append(
-        "sanitize",
-        this.#fields(handle, scrub, {
-          shared_blocks: shared.length > 0 ? shared : undefined,
-          coverage_pct: coveragePct,
-          verified: true,
-          verify_mode: "full",
-          checked_bytes: checkedBytes,
-          nonzero_bytes: nonZeroBytes,
-          double_pass: this.#ctx.doublePass,
-          duration_ms: durationMs,
-        }),
-        { critical: failed },
-      );
+      await this.#ctx.audit.append("sanitize", fields, { critical: failed });
     } catch (error) {
       this.#ctx.metrics.recordAuditFailure(failed);
       await this.#drop(handle, "audit_failed");
@@ -438,14 +465,15 @@ export class SidecarSession {
     this.#retire(handle, scrub);
     // A block quarantined while this handle held it (another tenant was given it) is scrubbed
     // all the same, but stays out of circulation.
-    const quarantined = scrub.filter((b) => pool.quarantined.has(b));
-    const freed = scrub.filter((b) => !pool.quarantined.has(b));
+    const recalled = anyIn(scrub, pool.quarantined);
+    const quarantined = recalled ? scrub.filter((b) => pool.quarantined.has(b)) : [];
+    const freed = recalled ? scrub.filter((b) => !pool.quarantined.has(b)) : scrub;
     for (const _ of freed) this.#ctx.metrics.recordFree();
     this.#ctx.counters.releases++;
     this.#ctx.counters.releasedBlocks += scrub.length;
     this.#ctx.counters.scrubbedBytes += bytes;
     this.#ctx.changed();
-    const result: ReleaseResult = {
+    return {
       coverage_pct: coveragePct,
       bytes,
       duration_ms: performance.now() - started,
@@ -453,8 +481,7 @@ export class SidecarSession {
       blocks: freed,
       shared,
       quarantined,
-    };
-    return { ...result };
+    } satisfies ReleaseResult;
   }
 
   #byHandle(id: unknown): Handle {
@@ -579,7 +606,7 @@ export class SidecarSession {
     });
   }
 
-  #fields(handle: Handle, blocks: number[], extra: Fields): Fields {
+  #fields(handle: Handle, blocks: number[]): Fields {
     return {
       handle: handle.id,
       tenant_id: handle.tenantId,
@@ -589,7 +616,6 @@ export class SidecarSession {
       nbytes: handle.pool.layout.blockBytes * blocks.length,
       pool: handle.pool.id,
       blocks,
-      ...extra,
     };
   }
 

@@ -44,6 +44,50 @@ Deno.test("release zeroes exactly the released blocks and answers only after the
   }
 });
 
+Deno.test("assign and release replies keep their members and order: result fields, then v, id, ok", async () => {
+  const t = await startDaemon();
+  try {
+    const kvh = await t.connect();
+    const path = await t.pool("p", 4 * BLOCK);
+    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const handles = new Set<string>();
+    for (const block of [0, 1]) {
+      const assigned = await kvh.send("assign", { pool: "p", blocks: [block], ...owner("acme") });
+      assert.deepEqual(Object.keys(assigned), ["handle", "v", "id", "ok"]);
+      assert.match(assigned.handle as string, /^[0-9a-f]{32}$/, "128 random bits, hex");
+      handles.add(assigned.handle as string);
+    }
+    assert.equal(handles.size, 2);
+    const { handle } = await kvh.request("assign", { pool: "p", blocks: [2, 3], ...owner("acme") });
+    const request = JSON.stringify({ v: 1, id: "r", op: "release", handle });
+    const conn = await Deno.connect({ transport: "unix", path: t.socket });
+    try {
+      // Handles belong to the connection that assigned them: this one is unknown here.
+      await conn.write(new TextEncoder().encode(`${request}\n`));
+      const [unknown] = await readReplies(conn, 1);
+      assert.deepEqual(Object.keys(unknown!), ["v", "id", "ok", "error"]);
+    } finally {
+      conn.close();
+    }
+    const released = await kvh.send("release", { handle });
+    assert.deepEqual(Object.keys(released), [
+      "coverage_pct",
+      "bytes",
+      "duration_ms",
+      "handle",
+      "blocks",
+      "shared",
+      "quarantined",
+      "v",
+      "id",
+      "ok",
+    ]);
+    assert.deepEqual([released.blocks, released.shared, released.quarantined], [[2, 3], [], []]);
+  } finally {
+    await t.stop();
+  }
+});
+
 Deno.test("a line that is not JSON gets ok:false with id null and the connection stays usable", async () => {
   const t = await startDaemon();
   try {
