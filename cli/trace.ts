@@ -16,6 +16,7 @@ import { KvhError } from "../lib/errors.ts";
 import { type ForensicLog, openForensicLog } from "../lib/forensic/writer.ts";
 import { rekeyLog } from "../lib/forensic/epoch_key.ts";
 import { loadNativeDigests } from "../lib/forensic/native_digest.ts";
+import { loadNativeCpuKernels } from "../lib/sanitize/native.ts";
 import { AnomalyMonitor } from "../lib/anomaly/mod.ts";
 import { MetricsCollector, toPrometheusText } from "../lib/metrics/mod.ts";
 import type { MetricsSnapshot, RunStatus } from "../lib/metrics/types.ts";
@@ -337,8 +338,10 @@ async function runTrace(flags: TraceFlags): Promise<number> {
     ? ["read", "write"]
     : ["read", "write", "ffi"];
   // Loaded before ffi is revoked: the writer then hashes each record in one native call
-  // (node:crypto otherwise, where the library is not built).
+  // (node:crypto otherwise, where the library is not built), and the CPU sanitizer reads
+  // buffers back through libkvh_cpu (node:buffer's memcmp otherwise).
   loadNativeDigests();
+  if (device === "cpu") loadNativeCpuKernels();
   await revokePermissionsExcept(keep);
 
   // Installed before anything is opened: from here on a signal stops the run in order.
@@ -552,7 +555,7 @@ async function openWorkload(flags: TraceFlags): Promise<OpenedWorkload> {
   }
   if (flags.workload === "-") {
     return {
-      requests: parseWorkload(Deno.stdin.readable, "-"),
+      requests: parseWorkload(Deno.stdin, "-"),
       close: () => closeQuietly(Deno.stdin),
     };
   }
@@ -564,7 +567,7 @@ async function openWorkload(flags: TraceFlags): Promise<OpenedWorkload> {
       throw new Deno.errors.IsADirectory(flags.workload);
     }
     return {
-      requests: parseWorkload(file.readable, flags.workload),
+      requests: parseWorkload(file, flags.workload),
       close: () => closeQuietly(file),
     };
   } catch (error) {

@@ -7,14 +7,13 @@
  */
 import type { Hash } from "node:crypto";
 import { loadedNativeDigests } from "./native_digest.ts";
+import { nodeBuiltin } from "../io/node_builtin.ts";
 
-type NodeCrypto = typeof import("node:crypto");
-let nodeCryptoModule: NodeCrypto | undefined;
+let nodeCryptoModule: typeof import("node:crypto") | undefined;
 
 /**
- * `node:crypto`, loaded on first use. A static import costs every kvh start ~50 ms (Deno loads
- * its Node polyfills on import), and a trace that hashes through libkvh_hash with no MAC key
- * or checkpoint never calls it.
+ * `node:crypto`, loaded on first use (see lib/io/node_builtin.ts): a trace that hashes through
+ * libkvh_hash with no MAC key or checkpoint never loads it.
  *
  * @example Usage
  * ```ts
@@ -26,12 +25,8 @@ let nodeCryptoModule: NodeCrypto | undefined;
  *
  * @returns The `node:crypto` module.
  */
-export function nodeCrypto(): NodeCrypto {
-  // `process` is Deno's global Node process object; getBuiltinModule loads a built-in
-  // synchronously, which a dynamic import cannot do for these synchronous digests.
-  return nodeCryptoModule ??= (globalThis as unknown as {
-    process: { getBuiltinModule(id: "node:crypto"): NodeCrypto };
-  }).process.getBuiltinModule("node:crypto");
+export function nodeCrypto(): typeof import("node:crypto") {
+  return nodeCryptoModule ??= nodeBuiltin("node:crypto");
 }
 
 let emptySha256: Hash | undefined;

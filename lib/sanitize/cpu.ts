@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
+import { nodeBuiltin } from "../io/node_builtin.ts";
 import { DEFAULT_SAMPLES, samplePositions } from "./sample_positions.ts";
 import type { DeviceBuffer, Sanitizer, VerifyOptions, VerifyResult, ZeroOptions } from "./types.ts";
 
@@ -40,6 +41,7 @@ export const FUSED_CHUNK_BYTES = 256 * 1024;
 // loop here by 2-3x (bench/results/tracer.md), because V8 does not vectorise typed-array loops.
 const ZERO_BLOCK_BYTES = 1 << 20;
 let zeroBlock: Buffer | undefined;
+let nodeBuffer: typeof Buffer | undefined;
 
 function countNonZeroSlow(bytes: Uint8Array, start: number, end: number): number {
   let count = 0;
@@ -68,8 +70,10 @@ export const TS_CPU_KERNELS: CpuKernels = {
     bytes.fill(0);
   },
   countNonZero(bytes: Uint8Array): number {
-    zeroBlock ??= Buffer.alloc(ZERO_BLOCK_BYTES);
-    const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // node:buffer loads on first use: with libkvh_cpu loaded this kernel never runs.
+    nodeBuffer ??= nodeBuiltin("node:buffer").Buffer;
+    zeroBlock ??= nodeBuffer.alloc(ZERO_BLOCK_BYTES);
+    const view = nodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let count = 0;
     for (let offset = 0; offset < view.length; offset += ZERO_BLOCK_BYTES) {
       const end = Math.min(offset + ZERO_BLOCK_BYTES, view.length);

@@ -38,6 +38,11 @@ const SYMBOLS = {
     result: "u64",
     nonblocking: true,
   },
+  kvh_cpu_count_nonzero_here: {
+    name: "kvh_cpu_count_nonzero",
+    parameters: ["buffer", "u64", "u32"],
+    result: "u64",
+  },
   kvh_cpu_zero_verify_here: {
     name: "kvh_cpu_zero_verify",
     parameters: ["buffer", "u64", "u32"],
@@ -56,10 +61,10 @@ export interface NativeCpuKernelsOptions extends NativeLibraryLocation {
    */
   threads?: number;
   /**
-   * Buffers of at least this many bytes go to the library, which zeroes them with
+   * Buffers of at least this many bytes go to the library's threads, which zero them with
    * non-temporal stores (no read-for-ownership of lines that would not stay in cache anyway).
-   * Smaller ones stay with the TS kernels: their zeroing leaves them in cache, so the
-   * read-back that follows is faster than any DRAM pass, and no thread is started.
+   * Smaller ones are zeroed with `fill(0)`, which leaves them in cache, and read back by the
+   * library on the calling thread (one call, no thread started).
    *
    * @default {16777216}
    */
@@ -100,7 +105,8 @@ export function nativeCpuLibraryCandidates(options: NativeCpuKernelsOptions = {}
  * Loads the native kernels, or returns `undefined` when they cannot be used: no `ffi` or
  * `read` permission (checked first, so nothing prompts), no library, a library that fails to
  * load or has another ABI version. The library is never unloaded: the kernels live as long as
- * the process.
+ * the process. With no options given the result is memoised, so a command can load them before
+ * it revokes the `ffi` permission and use them after.
  *
  * @param options Library location, threads and size thresholds.
  * @returns Kernels named `native`, or `undefined`.
@@ -117,8 +123,18 @@ export function nativeCpuLibraryCandidates(options: NativeCpuKernelsOptions = {}
  * ```
  */
 export function loadNativeCpuKernels(
-  options: NativeCpuKernelsOptions = {},
+  options?: NativeCpuKernelsOptions,
 ): CpuKernels | undefined {
+  if (options === undefined && loaded !== undefined) return loaded ?? undefined;
+  const kernels = bind(options ?? {});
+  if (options === undefined) loaded = kernels ?? null;
+  return kernels;
+}
+
+/** The kernels of the default options, once loaded (`null`: they could not be). */
+let loaded: CpuKernels | null | undefined;
+
+function bind(options: NativeCpuKernelsOptions): CpuKernels | undefined {
   const library = openNativeLibrary(
     NATIVE_CPU_LIBRARY_NAME,
     SYMBOLS,
@@ -137,11 +153,15 @@ export function loadNativeCpuKernels(
       return symbols.kvh_cpu_zero(bytes, BigInt(bytes.length), threads);
     },
     countNonZero(bytes: Uint8Array): number | Promise<number> {
-      if (bytes.length < minBytes) return TS_CPU_KERNELS.countNonZero(bytes);
+      if (bytes.length < minBytes) {
+        return Number(symbols.kvh_cpu_count_nonzero_here(bytes, BigInt(bytes.length), 1));
+      }
       return symbols.kvh_cpu_count_nonzero(bytes, BigInt(bytes.length), threads).then(Number);
     },
     zeroVerify(bytes: Uint8Array): number | Promise<number> {
-      if (bytes.length < minBytes) return TS_CPU_KERNELS.zeroVerify!(bytes);
+      if (bytes.length < minBytes) {
+        return Number(symbols.kvh_cpu_zero_verify_here(bytes, BigInt(bytes.length), 1));
+      }
       if (bytes.length < blockingBelow) {
         return Number(symbols.kvh_cpu_zero_verify_here(bytes, BigInt(bytes.length), threads));
       }

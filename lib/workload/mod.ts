@@ -11,6 +11,7 @@ export {
   parseWorkload,
   parseWorkloadLine,
   WorkloadError,
+  type WorkloadReader,
 } from "./parse_workload.ts";
 export {
   runWorkload,

@@ -215,7 +215,9 @@ export const MAX_WORKLOAD_LINE_BYTES = 64 * 1024;
  * {@linkcode MAX_WORKLOAD_LINE_BYTES} is refused as soon as that many bytes have been read, and
  * each byte is looked at once, so the time is linear in the input.
  *
- * @param stream The file's bytes.
+ * @param input The file's bytes: a stream, or anything that reads like a `Deno.FsFile` (a file or
+ * `Deno.stdin`, read directly: a file's `.readable` makes Deno load its streams implementation,
+ * ~15 ms of a short trace).
  * @param source Name used in errors.
  * @returns The requests, in order.
  *
@@ -233,7 +235,7 @@ export const MAX_WORKLOAD_LINE_BYTES = 64 * 1024;
  * ```
  */
 export async function* parseWorkload(
-  stream: ReadableStream<Uint8Array>,
+  input: ReadableStream<Uint8Array> | WorkloadReader,
   source: string,
 ): AsyncGenerator<WorkloadRequest> {
   let line = 0;
@@ -242,7 +244,7 @@ export async function* parseWorkload(
   // line quadratic: 60 MB took 115 s).
   let pieces: Uint8Array[] = [];
   let length = 0;
-  const reader = stream.getReader();
+  const reader = "getReader" in input ? input.getReader() : chunksOf(input);
   // Sync for the common line: an await per line would cost a turn of the microtask queue.
   const lineOf = (): WorkloadRequest | Promise<WorkloadRequest> | undefined => {
     line++;
@@ -282,6 +284,34 @@ export async function* parseWorkload(
   } finally {
     reader.releaseLock();
   }
+}
+
+/** A source of bytes read like a `Deno.FsFile`: `read` fills a buffer, `null` at the end. */
+export interface WorkloadReader {
+  /**
+   * Reads into `buffer`.
+   *
+   * @param buffer Where to put the bytes.
+   * @returns How many bytes were read, or `null` at the end of the input.
+   */
+  read(buffer: Uint8Array): Promise<number | null>;
+}
+
+/** The chunks of a reader, through the reader interface of a stream; a chunk's buffer is reused. */
+function chunksOf(input: WorkloadReader): {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  releaseLock(): void;
+} {
+  const buffer = new Uint8Array(64 * 1024);
+  return {
+    async read() {
+      const length = await input.read(buffer);
+      return length === null
+        ? { done: true, value: undefined }
+        : { done: false, value: buffer.subarray(0, length) };
+    },
+    releaseLock() {},
+  };
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });

@@ -151,6 +151,9 @@ export async function runWorkload(
   }
 
   const inFlight = new Set<Promise<void>>();
+  // Resolved by the next request to finish while the loop waits for a free slot: one promise
+  // per wait, where Promise.race would add a reaction to every request in flight each time.
+  let slotFreed: (() => void) | undefined;
   let failure: unknown = undefined;
   const iterator = Symbol.asyncIterator in requests
     ? requests[Symbol.asyncIterator]()
@@ -193,10 +196,14 @@ export async function runWorkload(
       }
     }).finally(() => {
       inFlight.delete(task);
+      slotFreed?.();
       onProgress?.(summary.completed + summary.failed);
     });
     inFlight.add(task);
-    if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    if (inFlight.size >= concurrency) {
+      await new Promise<void>((resolve) => slotFreed = resolve);
+      slotFreed = undefined;
+    }
   }
   settleRead = undefined;
   // Releases the source as `for await` would; not awaited, since a generator's return() runs

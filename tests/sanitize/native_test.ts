@@ -3,7 +3,6 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { CpuSanitizer, TS_CPU_KERNELS } from "../../lib/sanitize/cpu.ts";
 import { loadNativeCpuKernels, nativeCpuLibraryCandidates } from "../../lib/sanitize/native.ts";
-import { openSanitizer } from "../../lib/sanitize/open_sanitizer.ts";
 
 const SOURCE = fileURLToPath(new URL("../../ffi/native/kvh_cpu.c", import.meta.url));
 
@@ -116,16 +115,30 @@ Deno.test({
 });
 
 Deno.test({
-  name: "loadNativeCpuKernels() leaves buffers below minBytes to the TS kernels",
+  name: "loadNativeCpuKernels() works on buffers below minBytes on the calling thread",
   ignore,
   fn: () =>
     withLibrary((libraryPath) => {
       const kernels = loadNativeCpuKernels({ libraryPath, minBytes: 4096 })!;
+      // Numbers, not promises: no thread is started for a small buffer.
       const bytes = new Uint8Array(100).fill(3);
       assert.equal(kernels.countNonZero(bytes), 100);
       assert.equal(kernels.zero(bytes), undefined);
       assert.equal(kernels.countNonZero(bytes), 0);
+      bytes.fill(7, 10, 30);
+      assert.equal(kernels.zeroVerify!(bytes), 0);
+      assert.deepEqual(bytes, new Uint8Array(100));
     }),
+});
+
+Deno.test({
+  name: "loadNativeCpuKernels() without options loads once, so a caller can revoke ffi after",
+  ignore,
+  fn: () => {
+    const kernels = loadNativeCpuKernels();
+    assert.equal(kernels?.name, "native");
+    assert.equal(loadNativeCpuKernels(), kernels);
+  },
 });
 
 Deno.test("loadNativeCpuKernels() returns undefined when the library is missing or broken", async () => {
@@ -144,20 +157,4 @@ Deno.test("nativeCpuLibraryCandidates() looks beside the executable, then in ffi
   const candidates = nativeCpuLibraryCandidates({ execPath: "/opt/kvh/kvh" });
   assert.equal(candidates[0], "/opt/kvh/libkvh_cpu.so");
   assert.match(candidates[1]!, /ffi\/native\/build\/libkvh_cpu\.so$/);
-});
-
-Deno.test({
-  name: "openSanitizer() falls back to the TS kernels when FFI is not allowed",
-  permissions: { read: true, ffi: false },
-  fn: async () => {
-    assert.equal(loadNativeCpuKernels(), undefined);
-    const { sanitizer } = await openSanitizer("cpu");
-    assert.ok(sanitizer instanceof CpuSanitizer);
-    assert.equal(sanitizer.kernels, "ts");
-    const buffer = await sanitizer.alloc(5000);
-    await sanitizer.fill(buffer, new Uint8Array([9]));
-    await sanitizer.zero(buffer);
-    assert.deepEqual(await sanitizer.verify(buffer), { checkedBytes: 5000, nonZeroBytes: 0 });
-    await sanitizer.close();
-  },
 });

@@ -1,2 +1,0 @@
-import "node:path";
-import "node:buffer";
