@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KVH_POOL_ABI_VERSION 2
+#define KVH_POOL_ABI_VERSION 3
 #define EXPORT __attribute__((visibility("default")))
 
 // Outcomes of one scrub besides 0 (done) and -errno: a read-back ended early (the file shrank
@@ -120,24 +120,26 @@ static uint8_t zeros[CHUNK_BYTES];
 // Zeroes each of the n ranges (ranges[2i] offset, ranges[2i+1] length) `passes` times, then
 // reads every byte back through `back` (capacity bytes): out[0] += bytes read back, out[1] +=
 // those not zero. Returns 0, KVH_POOL_SHORT when a read-back hit the end of the file, or -errno.
-static int scrub_ranges(int fd, const uint64_t *ranges, uint64_t n, uint64_t passes,
+static int scrub_ranges(int fd, const double *ranges, uint64_t n, uint64_t passes,
                         uint8_t *back, size_t capacity, int64_t out[2]) {
   int rc = 0;
   for (uint64_t pass = 0; rc == 0 && pass < passes; pass++) {
     for (uint64_t i = 0; rc == 0 && i < n; i++) {
-      for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
-        uint64_t left = ranges[2 * i + 1] - done;
+      uint64_t offset = (uint64_t)ranges[2 * i], length = (uint64_t)ranges[2 * i + 1];
+      for (uint64_t done = 0; rc == 0 && done < length;) {
+        uint64_t left = length - done;
         size_t step = left < CHUNK_BYTES ? (size_t)left : CHUNK_BYTES;
-        rc = write_all(fd, zeros, step, ranges[2 * i] + done);
+        rc = write_all(fd, zeros, step, offset + done);
         done += step;
       }
     }
   }
   for (uint64_t i = 0; rc == 0 && i < n; i++) {
-    for (uint64_t done = 0; rc == 0 && done < ranges[2 * i + 1];) {
-      uint64_t left = ranges[2 * i + 1] - done;
+    uint64_t offset = (uint64_t)ranges[2 * i], length = (uint64_t)ranges[2 * i + 1];
+    for (uint64_t done = 0; rc == 0 && done < length;) {
+      uint64_t left = length - done;
       size_t step = left < capacity ? (size_t)left : capacity;
-      rc = read_all(fd, back, step, ranges[2 * i] + done);
+      rc = read_all(fd, back, step, offset + done);
       if (rc == 0) {
         out[0] += (int64_t)step;
         out[1] += (int64_t)count_nonzero(back, step);
@@ -151,7 +153,7 @@ static int scrub_ranges(int fd, const uint64_t *ranges, uint64_t n, uint64_t pas
 // One scrub of one pool file: the file is checked first (still linked, at least the registered
 // size: a release never writes into a pool that shrank or is gone), then its ranges are zeroed
 // and read back.
-static int64_t scrub_job(const int64_t job[5], const uint64_t *ranges, uint8_t *back,
+static int64_t scrub_job(const int64_t job[5], const double *ranges, uint8_t *back,
                          size_t capacity, int64_t out[4]) {
   struct stat st;
   if (fstat((int)job[0], &st) != 0) return -errno;
@@ -167,23 +169,28 @@ static int64_t scrub_job(const int64_t job[5], const uint64_t *ranges, uint8_t *
 // out[4i..4i+3]: outcome (0, KVH_POOL_SHORT, KVH_POOL_GONE, KVH_POOL_SMALL or -errno), bytes
 // read back, of them not zero, the file's size. Each job has its own outcome: one that fails
 // does not stop the others. Returns 0, or -ENOMEM with no job run.
-EXPORT int32_t kvh_pool_scrub_batch(const int64_t *jobs, uint32_t n, const uint64_t *ranges,
-                                    int64_t *out) {
+// The tables are doubles: every value is an integer of magnitude below 2^53 (descriptors,
+// counts, offsets and sizes of pools kvh checked), which a double holds exactly, so the binding
+// fills plain Float64Arrays instead of making a BigInt of every value (ABI 3).
+EXPORT int32_t kvh_pool_scrub_batch(const double *jobs, uint32_t n, const double *ranges,
+                                    double *out) {
   // The read-back buffer is as large as the largest range needs, up to a chunk: small releases
   // get it from the heap's free lists instead of a fresh mapping.
   uint64_t largest = 1;
   for (uint32_t j = 0; j < n; j++) {
-    for (int64_t i = jobs[5 * j + 2]; i < jobs[5 * j + 2] + jobs[5 * j + 3]; i++) {
-      if (ranges[2 * i + 1] > largest) largest = ranges[2 * i + 1];
+    uint64_t first = (uint64_t)jobs[5 * j + 2], count = (uint64_t)jobs[5 * j + 3];
+    for (uint64_t i = first; i < first + count; i++) {
+      if ((uint64_t)ranges[2 * i + 1] > largest) largest = (uint64_t)ranges[2 * i + 1];
     }
   }
   size_t capacity = largest < CHUNK_BYTES ? (size_t)largest : CHUNK_BYTES;
   uint8_t *back = malloc(capacity);
   if (back == NULL) return -ENOMEM;
   for (uint32_t j = 0; j < n; j++) {
-    int64_t *o = out + 4 * j;
-    o[1] = o[2] = o[3] = 0;
-    o[0] = scrub_job(jobs + 5 * j, ranges, back, capacity, o);
+    int64_t job[5], o[4] = {0, 0, 0, 0};
+    for (int k = 0; k < 5; k++) job[k] = (int64_t)jobs[5 * j + k];
+    o[0] = scrub_job(job, ranges, back, capacity, o);
+    for (int k = 0; k < 4; k++) out[4 * j + k] = (double)o[k];
   }
   free(back);
   return 0;

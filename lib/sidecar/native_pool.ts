@@ -23,7 +23,7 @@ import {
 /** File name of the library. */
 export const NATIVE_POOL_LIBRARY_NAME = "libkvh_pool.so";
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 /** Outcomes of one scrub of kvh_pool_scrub_batch besides 0 and -errno (kvh_pool.c). */
 const SHORT = 1;
 const GONE = 2;
@@ -44,6 +44,7 @@ const SYMBOLS = {
   kvh_pool_open: { parameters: ["buffer"], result: "i32" },
   kvh_pool_fstat: { parameters: ["i32", "buffer"], result: "i32" },
   kvh_pool_close: { parameters: ["i32"], result: "i32" },
+  // Tables of doubles holding integers below 2^53 (kvh_pool.c says why).
   kvh_pool_scrub_batch: { parameters: ["buffer", "u32", "buffer", "buffer"], result: "i32" },
   kvh_pool_strerror: { parameters: ["i32", "buffer", "u32"], result: "void" },
 } as const;
@@ -100,10 +101,14 @@ interface QueuedScrub {
   failed: (error: Error) => void;
 }
 
-// The scrubs queued in one turn of the event loop, run in one native call.
+// The scrubs queued in one turn of the event loop, run in one native call. The call is
+// synchronous, so its tables are kept from one batch to the next (grown when a batch needs more).
 class ScrubQueue {
   #symbols: Symbols;
   #queued: QueuedScrub[] = [];
+  #jobs = new Float64Array(5 * 16);
+  #ranges = new Float64Array(2 * 16);
+  #out = new Float64Array(4 * 16);
 
   constructor(symbols: Symbols) {
     this.#symbols = symbols;
@@ -127,41 +132,53 @@ class ScrubQueue {
   }
 
   #scrub(queued: QueuedScrub[]): void {
-    const jobs = new BigInt64Array(queued.length * 5);
-    const ranges = new BigUint64Array(2 * queued.reduce((n, q) => n + q.ranges.length, 0));
+    let rangeCount = 0;
+    for (const q of queued) rangeCount += q.ranges.length;
+    if (this.#jobs.length < 5 * queued.length) {
+      this.#jobs = new Float64Array(5 * queued.length);
+      this.#out = new Float64Array(4 * queued.length);
+    }
+    if (this.#ranges.length < 2 * rangeCount) this.#ranges = new Float64Array(2 * rangeCount);
+    const jobs = this.#jobs;
+    const ranges = this.#ranges;
+    const out = this.#out;
     let at = 0;
-    queued.forEach((q, i) => {
+    for (let i = 0; i < queued.length; i++) {
+      const q = queued[i]!;
       // The descriptor now, not when the scrub was queued: one closed since is -1 (EBADF),
       // never a number reused by another file.
-      const job = 5 * i;
-      jobs[job] = BigInt(q.file.fd);
-      jobs[job + 1] = BigInt(q.bytes);
-      jobs[job + 2] = BigInt(at);
-      jobs[job + 3] = BigInt(q.ranges.length);
-      jobs[job + 4] = BigInt(q.passes);
+      jobs[5 * i] = q.file.fd;
+      jobs[5 * i + 1] = q.bytes;
+      jobs[5 * i + 2] = at;
+      jobs[5 * i + 3] = q.ranges.length;
+      jobs[5 * i + 4] = q.passes;
       for (const range of q.ranges) {
-        ranges[2 * at] = BigInt(range.offset);
-        ranges[2 * at + 1] = BigInt(range.length);
+        ranges[2 * at] = range.offset;
+        ranges[2 * at + 1] = range.length;
         at++;
       }
-    });
-    const out = new BigInt64Array(queued.length * 4);
+    }
     const rc = this.#symbols.kvh_pool_scrub_batch(jobs, queued.length, ranges, out);
-    queued.forEach((q, i) => {
-      const status = rc < 0 ? rc : Number(out[4 * i]!);
+    for (let i = 0; i < queued.length; i++) {
+      const q = queued[i]!;
+      const status = rc < 0 ? rc : out[4 * i]!;
       if (status === 0) {
-        q.done({ checkedBytes: Number(out[4 * i + 1]!), nonZeroBytes: Number(out[4 * i + 2]!) });
+        q.done({ checkedBytes: out[4 * i + 1]!, nonZeroBytes: out[4 * i + 2]! });
       } else if (status === GONE) {
         q.failed(poolRemoved());
       } else if (status === SMALL) {
-        q.failed(poolShorterThanRegistered(Number(out[4 * i + 3]!), q.bytes));
+        q.failed(poolShorterThanRegistered(out[4 * i + 3]!, q.bytes));
       } else if (status === SHORT) {
         q.failed(poolShrankDuringScrub());
       } else {
         q.failed(osError(this.#symbols, -status, "scrub", q.file.path));
       }
-    });
+    }
   }
+}
+
+function tableValue(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
 }
 
 class NativePoolFile implements PoolFile {
@@ -189,6 +206,18 @@ class NativePoolFile implements PoolFile {
   }
 
   scrub(ranges: readonly ByteRange[], passes: number, bytes: number): Promise<PoolScrubResult> {
+    // The native tables are doubles, exact for integers up to 2^53 only; C would truncate
+    // anything else into some other range.
+    for (const range of ranges) {
+      if (!tableValue(range.offset) || !tableValue(range.length)) {
+        return Promise.reject(
+          new RangeError(`Invalid range ${range.offset}+${range.length}: not a safe integer`),
+        );
+      }
+    }
+    if (!tableValue(bytes) || !tableValue(passes)) {
+      return Promise.reject(new RangeError(`Invalid scrub of ${bytes} bytes, ${passes} passes`));
+    }
     return new Promise((done, failed) =>
       this.#queue.add({ file: this, ranges, passes, bytes, done, failed })
     );

@@ -111,6 +111,17 @@ Deno.test({
         assert.equal(bytes.filter((b) => b !== 0).length, 3 * BLOCK - BLOCK - 10);
         // A range the native table cannot hold fails its scrub, and the daemon goes on.
         await assert.rejects(file.scrub([{ offset: 0.5, length: 1 }], 1, 0), RangeError);
+        // Only that scrub: another queued in the same batch runs (the native tables are doubles,
+        // so a value they cannot hold exactly never reaches C).
+        const [bad, good] = await Promise.allSettled([
+          file.scrub([{ offset: -1, length: 1 }], 1, 0),
+          file.scrub([{ offset: 0, length: 1 }], 1, 0),
+        ]);
+        assert.ok(bad.status === "rejected" && bad.reason instanceof RangeError);
+        assert.deepEqual(good, {
+          status: "fulfilled",
+          value: { checkedBytes: 1, nonZeroBytes: 0 },
+        });
       } finally {
         file.close();
       }
