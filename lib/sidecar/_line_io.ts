@@ -84,16 +84,16 @@ export async function* readLineBatches(
 
 /**
  * Writes lines (the daemon's replies, the client's requests), gathering the ones sent while the
- * previous write is under way, or in the same turn of the event loop, into one write. A write
- * that fails (the peer went away) hands the tags of every line it carried, and of every line
- * sent after it, to `lost`. One write is under way at a time, so every write encodes into the
+ * previous write is under way, or in the same turn of the event loop, into one write. After
+ * each write, `written` gets the tags of the lines it carried; with an error when the write
+ * failed (the peer went away), and then for every line sent after it too. One write is under way at a time, so every write encodes into the
  * same buffer.
  *
  * @typeParam T What the caller needs back about a line that could not be delivered.
  */
 export class LineWriter<T> {
   #conn: Deno.Conn;
-  #lost: (tags: T[], error: Error) => Promise<void> | void;
+  #written: (tags: T[], error?: Error) => Promise<void> | void;
   #lines: string[] = [];
   #tags: T[] = [];
   /** The write that will carry the lines queued now; undefined when none is queued. */
@@ -106,19 +106,19 @@ export class LineWriter<T> {
    * Creates the writer.
    *
    * @param conn The connection.
-   * @param lost Called with the tags of lines that could not be written, and why.
+   * @param written Called after each write with the tags of its lines, and why it failed.
    */
-  constructor(conn: Deno.Conn, lost: (tags: T[], error: Error) => Promise<void> | void) {
+  constructor(conn: Deno.Conn, written: (tags: T[], error?: Error) => Promise<void> | void) {
     this.#conn = conn;
-    this.#lost = lost;
+    this.#written = written;
   }
 
   /**
    * Queues one line.
    *
    * @param line The line, without its newline.
-   * @param tag What `lost` gets if the line is not delivered; none when `lost` needs nothing.
-   * @returns When the write carrying the line is done (delivered, or handed to `lost`).
+   * @param tag What `written` gets for the line; none when it needs nothing.
+   * @returns When the write carrying the line is done, and `written` with it.
    */
   send(line: string, tag?: T): Promise<void> {
     this.#lines.push(line);
@@ -147,6 +147,7 @@ export class LineWriter<T> {
     this.#lines = [];
     this.#tags = [];
     this.#next = undefined;
+    let failed: Error | undefined;
     try {
       if (this.#broken !== undefined) throw this.#broken;
       lines.push("");
@@ -160,7 +161,8 @@ export class LineWriter<T> {
       }
     } catch (error) {
       this.#broken ??= error as Error;
-      await this.#lost(tags, this.#broken);
+      failed = this.#broken;
     }
+    await this.#written(tags, failed);
   }
 }

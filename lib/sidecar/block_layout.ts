@@ -155,15 +155,16 @@ export function checkBlockIds(layout: BlockLayout, ids: unknown, maxIds: number)
   if (ids.length > maxIds) {
     throw new LayoutError(`Invalid blocks: ${ids.length} ids exceed the limit of ${maxIds}`);
   }
-  const seen = new Set<number>();
+  // A single id (the common request of a block-per-request engine) needs no set of those seen.
+  const seen = ids.length > 1 ? new Set<number>() : undefined;
   for (const id of ids) {
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= layout.blocks) {
       throw new LayoutError(
         `Invalid block id ${JSON.stringify(id)}: expected an integer in [0, ${layout.blocks})`,
       );
     }
-    if (seen.has(id)) throw new LayoutError(`Invalid blocks: block ${id} is listed twice`);
-    seen.add(id);
+    if (seen?.has(id)) throw new LayoutError(`Invalid blocks: block ${id} is listed twice`);
+    seen?.add(id);
   }
   return ids as number[];
 }

@@ -62,7 +62,9 @@ export class SidecarClient {
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
-    this.#lines = new LineWriter(conn, (_, error) => this.#fail(error));
+    this.#lines = new LineWriter(conn, (_, error) => {
+      if (error !== undefined) this.#fail(error);
+    });
     this.#reading = this.#read();
   }
 

@@ -259,14 +259,20 @@ export class SidecarDaemon {
   async serveConnection(conn: Deno.Conn): Promise<void> {
     this.#conns.add(conn);
     const session = this.openSession();
-    // Lines being answered, until their reply is written.
+    // Lines being answered, until their reply is written (each line gets one reply line).
     const pending = new InFlight();
-    // A reply that never reached the engine: its release is quarantined, as the engine treats it.
-    const replies = new LineWriter<Outcome | Outcome[]>(conn, async (lost) => {
-      for (const tag of lost) {
-        for (const o of Array.isArray(tag) ? tag : [tag]) {
-          if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+    const replies: Replies = new LineWriter(conn, async (written, error) => {
+      try {
+        // A reply that never reached the engine: its release is quarantined, as the engine
+        // treats it.
+        if (error === undefined) return;
+        for (const tag of written) {
+          for (const o of Array.isArray(tag) ? tag : [tag]) {
+            if (o.reply.ok && o.op !== null) await session.undelivered(o.op, o.reply);
+          }
         }
+      } finally {
+        for (let i = 0; i < written.length; i++) pending.end();
       }
     });
     let barrier: Promise<unknown> | undefined;
@@ -275,22 +281,20 @@ export class SidecarDaemon {
       // replies one write.
       reading: for await (const lines of readLineBatches(conn, this.#ctx.limits.max_line_bytes)) {
         for (const line of lines) {
+          pending.start();
           if (line === null) {
             const error = new SidecarRequestError(
               "line_too_long",
               `A request line exceeds ${this.#ctx.limits.max_line_bytes} bytes`,
             );
-            this.#ctx.counters.errors++;
-            const outcome = { reply: errorReply(null, error), op: null };
-            void replies.send(JSON.stringify(outcome.reply), outcome);
+            send(replies, this.#failed(null, error));
             continue;
           }
           // A pool registration opens a file or a GPU mapping (awaits): the lines after it wait
           // for it, so a pipelined assign finds its pool. Everything else starts at once.
-          pending.start();
           const answered = barrier === undefined
-            ? this.#answer(session, line, replies, pending)
-            : barrier.then(() => this.#answer(session, line, replies, pending));
+            ? this.#answer(session, line, replies)
+            : this.#after(barrier, session, line, replies);
           if (REGISTER.test(line)) {
             const current: Promise<unknown> = answered.catch(() => {});
             barrier = current;
@@ -299,7 +303,9 @@ export class SidecarDaemon {
             });
           }
           // Backpressure: a client that pipelines without reading its replies stops being read.
-          await pending.fewerThan(this.#ctx.limits.max_in_flight);
+          if (pending.count >= this.#ctx.limits.max_in_flight) {
+            await pending.fewerThan(this.#ctx.limits.max_in_flight);
+          }
           if (this.#isBye(line)) {
             // Leaving the loop closes the connection: answer first.
             await pending.fewerThan(1);
@@ -325,28 +331,29 @@ export class SidecarDaemon {
     }
   }
 
-  // Answers one line and queues its reply: an array for a batch line, whatever went wrong.
-  async #answer(
+  // A method of its own: a closure over the line in the loop of serveConnection would cost every
+  // line a context, barrier or not.
+  #after(
+    barrier: Promise<unknown>,
     session: SidecarSession,
     line: string,
-    replies: LineWriter<Outcome | Outcome[]>,
-    pending: InFlight,
-  ): Promise<void> {
-    try {
-      const handled = await this.#handle(session, line);
-      if (line.trimStart().startsWith("[")) {
-        const outcomes = Array.isArray(handled) ? handled : [handled];
-        await replies.send(JSON.stringify(outcomes.map((o) => o.reply)), outcomes);
-      } else if (!Array.isArray(handled)) {
-        await replies.send(JSON.stringify(handled.reply), handled);
-      }
-    } finally {
-      pending.end();
-    }
+    replies: Replies,
+  ): Promise<unknown> {
+    return barrier.then(() => this.#answer(session, line, replies));
   }
 
-  #isBye(line: string): boolean {
-    return /"op"\s*:\s*"bye"/.test(line) && !line.trimStart().startsWith("[");
+  // Starts the request(s) of one line; each line gets one reply line, an array for a batch line
+  // whatever went wrong. The reply of a single request is sent by #one itself: no promise of
+  // the line's own between the request's result and its write.
+  #answer(session: SidecarSession, line: string, replies: Replies): Promise<unknown> {
+    const parsed = parseLine(line);
+    if (parsed === NOT_JSON) {
+      const outcome = this.#notJson();
+      send(replies, line.trimStart().startsWith("[") ? [outcome] : outcome);
+      return Promise.resolve();
+    }
+    if (!Array.isArray(parsed)) return this.#one(session, parsed, replies);
+    return this.#batch(session, parsed).then((outcomes) => send(replies, outcomes));
   }
 
   /**
@@ -359,34 +366,33 @@ export class SidecarDaemon {
    * @returns One outcome per request (one for a line that is not JSON).
    */
   async handleLine(session: SidecarSession, line: string): Promise<Outcome[]> {
-    const handled = await this.#handle(session, line);
-    return Array.isArray(handled) ? handled : [handled];
+    const parsed = parseLine(line);
+    if (parsed === NOT_JSON) return [this.#notJson()];
+    return Array.isArray(parsed)
+      ? await this.#batch(session, parsed)
+      : [await this.#one(session, parsed)];
   }
 
-  // The outcomes of a batch line, or the one outcome of any other line. Not async itself: a
-  // single request's line costs no promise of its own.
-  #handle(session: SidecarSession, line: string): Promise<Outcome | Outcome[]> {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      return Promise.resolve(this.#failed(
-        null,
-        new SidecarRequestError("malformed_json", "The line is not a JSON document"),
-      ));
-    }
-    return Array.isArray(parsed) ? this.#batch(session, parsed) : this.#one(session, parsed);
+  #isBye(line: string): boolean {
+    return /"op"\s*:\s*"bye"/.test(line) && !line.trimStart().startsWith("[");
   }
 
-  async #batch(session: SidecarSession, parsed: unknown[]): Promise<Outcome | Outcome[]> {
+  #notJson(): Outcome {
+    return this.#failed(
+      null,
+      new SidecarRequestError("malformed_json", "The line is not a JSON document"),
+    );
+  }
+
+  async #batch(session: SidecarSession, parsed: unknown[]): Promise<Outcome[]> {
     if (parsed.length === 0 || parsed.length > this.#ctx.limits.max_batch) {
-      return this.#failed(
+      return [this.#failed(
         null,
         new SidecarRequestError(
           "invalid_request",
           `A batch holds 1 to ${this.#ctx.limits.max_batch} requests, got ${parsed.length}`,
         ),
-      );
+      )];
     }
     const started: Promise<Outcome>[] = [];
     for (const request of parsed) {
@@ -397,53 +403,38 @@ export class SidecarDaemon {
     return await Promise.all(started);
   }
 
-  async #one(session: SidecarSession, request: unknown): Promise<Outcome> {
+  // Runs one request; with `replies`, also sends its reply.
+  async #one(session: SidecarSession, request: unknown, replies?: Replies): Promise<Outcome> {
+    let outcome: Outcome;
     const id =
       isObject(request) && (typeof request.id === "number" || typeof request.id === "string")
         ? request.id
         : null;
-    if (!isObject(request)) {
-      return this.#failed(
-        id,
-        new SidecarRequestError("invalid_request", "A request must be a JSON object"),
-      );
+    const refused = refusal(request);
+    if (refused !== undefined) outcome = this.#failed(id, refused);
+    else {
+      const op = (request as Fields).op as string;
+      const release = op === "release";
+      this.#inflight.start();
+      if (release) this.#releasesInFlight++;
+      try {
+        // Runs up to its first await now: requests take effect in the order they started.
+        const result = await session.handle(op, request as Fields);
+        // The result object is this request's own: the envelope goes onto it rather than onto
+        // a copy, after the result fields as on the wire so far.
+        result.v = PROTOCOL_VERSION;
+        result.id = id;
+        result.ok = true;
+        outcome = { reply: result as SidecarReply, op };
+      } catch (error) {
+        outcome = this.#failed(id, error);
+      } finally {
+        if (release) this.#releasesInFlight--;
+        this.#inflight.end();
+      }
     }
-    if (request.v !== PROTOCOL_VERSION) {
-      return this.#failed(
-        id,
-        new SidecarRequestError(
-          "unsupported_version",
-          `Protocol version ${
-            JSON.stringify(request.v)
-          } is not supported: this kvh speaks ${PROTOCOL_VERSION}`,
-        ),
-      );
-    }
-    if (typeof request.op !== "string") {
-      return this.#failed(
-        id,
-        new SidecarRequestError("invalid_request", "A request needs an op string"),
-      );
-    }
-    const op = request.op;
-    const release = op === "release";
-    this.#inflight.start();
-    if (release) this.#releasesInFlight++;
-    try {
-      // Runs up to its first await now: requests take effect in the order they started.
-      const result = await session.handle(op, request);
-      // The result object is this request's own: the envelope goes onto it rather than onto a
-      // copy, after the result fields as on the wire so far.
-      result.v = PROTOCOL_VERSION;
-      result.id = id;
-      result.ok = true;
-      return { reply: result as SidecarReply, op };
-    } catch (error) {
-      return this.#failed(id, error);
-    } finally {
-      if (release) this.#releasesInFlight--;
-      this.#inflight.end();
-    }
+    if (replies !== undefined) send(replies, outcome);
+    return outcome;
   }
 
   #failed(id: number | string | null, error: unknown): Outcome {
@@ -491,6 +482,46 @@ export class SidecarDaemon {
     this.#sessions.clear();
     return { abandonedReleases: abandoned };
   }
+}
+
+type Fields = Record<string, unknown>;
+type Replies = LineWriter<Outcome | Outcome[]>;
+
+const NOT_JSON = Symbol("not JSON");
+
+function parseLine(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+// Why a request cannot run, before its op is looked at.
+function refusal(request: unknown): SidecarRequestError | undefined {
+  if (!isObject(request)) {
+    return new SidecarRequestError("invalid_request", "A request must be a JSON object");
+  }
+  if (request.v !== PROTOCOL_VERSION) {
+    return new SidecarRequestError(
+      "unsupported_version",
+      `Protocol version ${
+        JSON.stringify(request.v)
+      } is not supported: this kvh speaks ${PROTOCOL_VERSION}`,
+    );
+  }
+  if (typeof request.op !== "string") {
+    return new SidecarRequestError("invalid_request", "A request needs an op string");
+  }
+  return undefined;
+}
+
+// Queues the reply line of one line: an array of replies for a batch.
+function send(replies: Replies, outcome: Outcome | Outcome[]): void {
+  const text = Array.isArray(outcome)
+    ? JSON.stringify(outcome.map((o) => o.reply))
+    : JSON.stringify(outcome.reply);
+  void replies.send(text, outcome);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
