@@ -124,7 +124,7 @@ export function resolve(...parts: string[]): string {
  * import assert from "node:assert/strict";
  *
  * assert.equal(relative("/dev/shm", "/dev/shm/pool-0"), "pool-0");
- * assert.equal(relative("/dev/shm/a", "/var/log"), "../../../var/log");
+ * assert.equal(relative("/dev/shm/a/b", "/dev/shm/pool-1"), "../../pool-1");
  * ```
  *
  * @param from Where the path starts.
