@@ -791,6 +791,28 @@ Deno.test("lines longer than one socket read: a 20,000-block release and its rep
   }
 });
 
+Deno.test("lines read together: each is answered on its own, a leading BOM dropped, an overlong one refused in place", async () => {
+  const t = await startDaemon({ limits: { max_line_bytes: 64 } });
+  try {
+    const text = [
+      '\ufeff{"v":1,"id":1,"op":"stats"}',
+      '{"v":1,"id":2,"op":"hello","engine":"é…é","pid":1}',
+      `{"v":1,"id":3,"op":"stats","pad":"${"x".repeat(64)}"}`,
+      "  ",
+      '{"v":1,"id":"é","op":"stats"}',
+      '\ufeff{"v":1,"id":5,"op":"stats"}',
+      "",
+    ].join("\n");
+    const replies = await rawExchange(t.socket, text, 5) as Array<Record<string, unknown>>;
+    const byId = (id: unknown) => replies.find((r) => r.id === id);
+    assert.equal(replies.length, 5);
+    for (const id of [1, 2, "é", 5]) assert.equal(byId(id)?.ok, true, `request ${id}`);
+    assert.equal((byId(null)?.error as { code: string }).code, "line_too_long");
+  } finally {
+    await t.stop();
+  }
+});
+
 Deno.test("a request split across reads is answered once whole; an overlong one split across reads is skipped", async () => {
   const t = await startDaemon({ limits: { max_line_bytes: 64 } });
   const conn = await Deno.connect({ transport: "unix", path: t.socket });
