@@ -178,6 +178,12 @@ export function checkBlockIds(layout: BlockLayout, ids: unknown, maxIds: number)
  * @returns The ranges.
  */
 export function blockRanges(layout: BlockLayout, ids: readonly number[]): ByteRange[] {
+  if (layout.regions.length === 1 && ids.length === 1) {
+    // The release of one block of a flat pool, the most frequent: one range, in an array of
+    // one (a first push onto an empty array reserves room for 16).
+    const region = layout.regions[0]!;
+    return [{ offset: region.offset + ids[0]! * region.block_stride, length: region.block_bytes }];
+  }
   const ranges: ByteRange[] = [];
   for (const region of layout.regions) {
     for (const id of ids) {

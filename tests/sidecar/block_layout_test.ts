@@ -106,3 +106,11 @@ Deno.test("checkBlockIds() refuses ids out of range, fractional, duplicated or t
   }
   assert.throws(() => checkBlockIds(layout, [0, 1], 1), /limit/);
 });
+
+Deno.test("blockRanges() of one block of a flat pool is that block's range", () => {
+  const layout = validateBlockLayout(64 * KIB, 8, [
+    { offset: 4 * KIB, block_stride: 6 * KIB, block_bytes: 5 * KIB },
+  ]);
+  assert.deepEqual(blockRanges(layout, [3]), [{ offset: 22 * KIB, length: 5 * KIB }]);
+  assert.deepEqual(blockRanges(layout, [0]), [{ offset: 4 * KIB, length: 5 * KIB }]);
+});
