@@ -46,9 +46,15 @@ interface Handle {
   releasing: boolean;
 }
 
-// A released handle is remembered for a while so a second release is told so; past this many,
-// the oldest answer `unknown_handle` instead (also an error that changes nothing).
+// A released handle's id is remembered for a while so a second release is told so; past this
+// many, the oldest answer `unknown_handle` instead (also an error that changes nothing).
 const RELEASED_MEMORY = 65536;
+
+// A release's result carries its handle under this key, for undelivered(): JSON.stringify leaves
+// symbol-keyed members out, so the reply on the wire is unchanged. The ids of released handles
+// are then all that stays remembered: a whole handle kept per release (its blocks, its request
+// id) was the bulk of what the daemon's young-generation collections copy and promote.
+const RELEASED_HANDLE = Symbol("released handle");
 
 // The tracer's quarantine labels the metrics know, and the policy each reason breaks.
 const METRIC_REASON: Record<SidecarQuarantineReason, [QuarantineReason, PolicyName | null]> = {
@@ -155,7 +161,7 @@ export class SidecarSession {
   #ctx: DaemonContext;
   #pools = new Map<string, PoolState>();
   #handles = new Map<string, Handle>();
-  #released = new Map<string, Handle>();
+  #released = new Set<string>();
   #engine: Fields = {};
   #closed = false;
 
@@ -511,7 +517,8 @@ export class SidecarSession {
       blocks: freed,
       shared,
       quarantined,
-    } satisfies ReleaseResult;
+      [RELEASED_HANDLE]: handle,
+    } satisfies ReleaseResult & { [RELEASED_HANDLE]: Handle };
   }
 
   #byHandle(id: unknown): Handle {
@@ -585,9 +592,9 @@ export class SidecarSession {
     for (const b of handle.blocks) this.#unhold(pool, b);
     for (const b of scrubbed) pool.scrubbing.delete(b);
     this.#handles.delete(handle.id);
-    this.#released.set(handle.id, handle);
+    this.#released.add(handle.id);
     if (this.#released.size > RELEASED_MEMORY) {
-      this.#released.delete(this.#released.keys().next().value!);
+      this.#released.delete(this.#released.values().next().value!);
     }
   }
 
@@ -659,9 +666,7 @@ export class SidecarSession {
    * @returns When the log has the quarantine.
    */
   async undelivered(op: string, result: Fields): Promise<void> {
-    const handle = typeof result.handle === "string"
-      ? this.#released.get(result.handle)
-      : undefined;
+    const handle = (result as { [RELEASED_HANDLE]?: Handle })[RELEASED_HANDLE];
     if (op !== "release" || handle === undefined || !Array.isArray(result.blocks)) return;
     await this.#quarantine(
       handle.pool,
