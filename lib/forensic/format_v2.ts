@@ -193,7 +193,9 @@ function canonicalRecord(
   // serialiser is used instead.
   // A literal object, not Object.create(null): V8 keeps it in fast mode, which JSON.stringify
   // needs to be fast; a `__proto__` field takes the slow serialiser instead.
-  const record: Record<string, unknown> = {};
+  // Cloned from the shape's template, the record has all its members from the start: adding
+  // them one by one to `{}` regrew its property store several times per record.
+  const record: Record<string, unknown> = shape.fast ? { ...shape.template } : {};
   let fast = shape.fast;
   const { names, sources } = shape;
   for (let i = 0; i < names.length; i++) {
@@ -222,6 +224,8 @@ interface RecordShape {
   sources: MemberSource[];
   /** Whether JSON.stringify keeps that order at the top level (no integer-like or `__proto__` key). */
   fast: boolean;
+  /** An object with every name, in order, each `undefined`: what a fast record starts from. */
+  template: Record<string, undefined>;
 }
 
 /**
@@ -277,7 +281,9 @@ function lookUpShape(given: string[]): RecordShape {
   const fast = !names.some((name) => name === "__proto__" || INTEGER_KEY_RE.test(name));
   if (SHAPES.size >= MAX_SHAPES) SHAPES.clear();
   const sources = names.map((name) => HEADER_FIELDS.has(name) ? name as MemberSource : FIELD);
-  const shape = { names, sources, fast };
+  const template: Record<string, undefined> = {};
+  if (fast) { for (const name of names) template[name] = undefined; }
+  const shape = { names, sources, fast, template };
   SHAPES.set(signature, shape);
   return shape;
 }
