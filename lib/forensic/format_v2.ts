@@ -245,26 +245,18 @@ const RECENT_SHAPES = 8;
 let recentNext = 0;
 
 function recordShape(fields: Record<string, unknown>): RecordShape {
-  for (const recent of RECENT) if (hasNames(fields, recent.given)) return recent.shape;
   const given = Object.keys(fields);
+  for (const recent of RECENT) if (sameNames(given, recent.given)) return recent.shape;
   const shape = lookUpShape(given);
   RECENT[recentNext] = { given, shape };
   recentNext = (recentNext + 1) % RECENT_SHAPES;
   return shape;
 }
 
-/**
- * Whether `fields` has exactly the own enumerable names `names`, in that order. Walking the
- * names with for-in allocates nothing, where Object.keys makes an array per record.
- */
-function hasNames(fields: Record<string, unknown>, names: string[]): boolean {
-  let i = 0;
-  for (const name in fields) {
-    if (!Object.hasOwn(fields, name)) return false;
-    if (names[i] !== name) return false;
-    i++;
-  }
-  return i === names.length;
+function sameNames(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function lookUpShape(given: string[]): RecordShape {
