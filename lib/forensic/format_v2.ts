@@ -99,15 +99,9 @@ export function sealV2Record(
 }
 
 /** A record sealed by {@linkcode sealV2RecordInto}: its line is in the caller's buffer. */
-export interface SealedV2Bytes {
+export interface SealedV2Bytes extends Omit<SealedV2, "line"> {
   /** Length in bytes of the line written, `\n` included. */
   bytes: number;
-  /** `hash` of the record. */
-  hash: string;
-  /** The canonical body (the record without `hash` and `mac`). */
-  body: string;
-  /** The record as written. */
-  record: RecordV2;
 }
 
 /**

@@ -19,6 +19,12 @@ export interface TestDaemon {
   connect(): Promise<SidecarClient>;
   /** Creates a pool file of `bytes` filled with `fill` in the pool directory. */
   pool(name: string, bytes: number, fill?: number): Promise<string>;
+  /** Connects, creates a flat pool of `blocks` × `blockBytes` and registers it. */
+  connectWithPool(
+    name: string,
+    blocks: number,
+    blockBytes: number,
+  ): Promise<{ kvh: SidecarClient; path: string }>;
   stop(): Promise<void>;
 }
 
@@ -46,20 +52,28 @@ export async function startDaemon(
   const listener = Deno.listen({ transport: "unix", path: socket });
   const serving = daemon.serve(listener);
   const clients: SidecarClient[] = [];
+  const connect = async () => {
+    const client = await SidecarClient.connect(socket);
+    clients.push(client);
+    return client;
+  };
+  const pool = async (name: string, bytes: number, fill = 0xab) => {
+    const path = join(dir, "pools", name);
+    await Deno.writeFile(path, new Uint8Array(bytes).fill(fill));
+    return await Deno.realPath(path);
+  };
   return {
     dir,
     socket,
     daemon,
     events,
-    async connect() {
-      const client = await SidecarClient.connect(socket);
-      clients.push(client);
-      return client;
-    },
-    async pool(name, bytes, fill = 0xab) {
-      const path = join(dir, "pools", name);
-      await Deno.writeFile(path, new Uint8Array(bytes).fill(fill));
-      return await Deno.realPath(path);
+    connect,
+    pool,
+    async connectWithPool(name, blocks, blockBytes) {
+      const kvh = await connect();
+      const path = await pool(name, blocks * blockBytes);
+      await kvh.request("register_pool", flatPool(name, path, blocks, blockBytes));
+      return { kvh, path };
     },
     async stop() {
       await daemon.stop(100);

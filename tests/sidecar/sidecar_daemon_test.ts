@@ -18,9 +18,7 @@ function allEqual(bytes: Uint8Array, value: number): boolean {
 Deno.test("release zeroes exactly the released blocks and answers only after the read-back", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 8 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 8, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 8, BLOCK);
     const { handle } = await kvh.request("assign", { pool: "p", blocks: [2, 5], ...owner("acme") });
     const released = await kvh.release(handle as string);
     assert.equal(released.coverage_pct, 100);
@@ -47,9 +45,7 @@ Deno.test("release zeroes exactly the released blocks and answers only after the
 Deno.test("assign and release replies keep their members and order: result fields, then v, id, ok", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh } = await t.connectWithPool("p", 4, BLOCK);
     const handles = new Set<string>();
     for (const block of [0, 1]) {
       const assigned = await kvh.send("assign", { pool: "p", blocks: [block], ...owner("acme") });
@@ -203,9 +199,7 @@ Deno.test("register_pool refuses a hard link to an evidence file inside the pool
 Deno.test("a block assigned to another tenant before its release is refused and quarantined", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 4, BLOCK);
     const { handle } = await kvh.request("assign", { pool: "p", blocks: [1, 2], ...owner("acme") });
     const stolen = await kvh.send("assign", { pool: "p", blocks: [2, 3], ...owner("globex") });
     assert.equal(stolen.error?.code, "quarantined");
@@ -231,9 +225,7 @@ Deno.test("a block assigned to another tenant before its release is refused and 
 Deno.test("same-tenant sharing: a block stays dirty until its last holder releases it", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 4, BLOCK);
     const a = await kvh.request("assign", { pool: "p", blocks: [0, 1], ...owner("acme", "r1") });
     const b = await kvh.request("assign", { pool: "p", blocks: [1, 2], ...owner("acme", "r2") });
     const first = await kvh.release(a.handle as string);
@@ -251,9 +243,7 @@ Deno.test("same-tenant sharing: a block stays dirty until its last holder releas
 Deno.test("a double release and a release by unassigned block ids change nothing", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 4, BLOCK);
     const { handle } = await kvh.request("assign", { pool: "p", blocks: [0], ...owner("acme") });
     await kvh.release(handle as string);
     await Deno.writeFile(path, new Uint8Array(4 * BLOCK).fill(0xcd));
@@ -270,9 +260,7 @@ Deno.test("a double release and a release by unassigned block ids change nothing
 Deno.test("release by pool and block ids takes the blocks from every handle holding them", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 4, BLOCK);
     const a = await kvh.request("assign", { pool: "p", blocks: [0, 1], ...owner("acme") });
     await kvh.request("assign", { pool: "p", blocks: [1], ...owner("acme", "r2") });
     const other = await kvh.request("assign", { pool: "p", blocks: [3], ...owner("globex") });
@@ -318,9 +306,7 @@ Deno.test("a pool file that shrank or was removed quarantines the release instea
 Deno.test("a client that disconnects leaves its assigned blocks quarantined in the log", async () => {
   const t = await startDaemon();
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh, path } = await t.connectWithPool("p", 4, BLOCK);
     await kvh.request("assign", { pool: "p", blocks: [0, 1], ...owner("acme") });
     await kvh.close();
     const next = await t.connect();
@@ -492,9 +478,7 @@ Deno.test("a log that refuses the scrub record quarantines the release", async (
   };
   const t = await startDaemon({ audit });
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh } = await t.connectWithPool("p", 4, BLOCK);
     const { handle } = await kvh.request("assign", { pool: "p", blocks: [0], ...owner("acme") });
     refuse = true;
     const reply = await kvh.send("release", { handle });
@@ -522,9 +506,7 @@ Deno.test("stop() finishes the release in flight before it returns; a stuck one 
   };
   const t = await startDaemon({ audit });
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh } = await t.connectWithPool("p", 4, BLOCK);
     const { handle } = await kvh.request("assign", { pool: "p", blocks: [0], ...owner("acme") });
     hold = true;
     const release = kvh.send("release", { handle });
@@ -647,9 +629,7 @@ Deno.test("a connection with max_in_flight lines being worked on is not read fur
   };
   const t = await startDaemon({ audit, limits: { max_in_flight: 2 } });
   try {
-    const kvh = await t.connect();
-    const path = await t.pool("p", 4 * BLOCK);
-    await kvh.request("register_pool", flatPool("p", path, 4, BLOCK));
+    const { kvh } = await t.connectWithPool("p", 4, BLOCK);
     const first = kvh.request("assign", { pool: "p", blocks: [0], ...owner("acme") });
     const second = kvh.request("assign", { pool: "p", blocks: [1], ...owner("acme") });
     while (!blocked) await new Promise((r) => setTimeout(r, 1));

@@ -175,18 +175,11 @@ Deno.test("parseWorkloadLine() answers every line as the zod schema does, bounds
 Deno.test("parseWorkload() reads a file directly, lines split across its reads", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const request = JSON.stringify({
-      tenant_id: "acme",
-      request_id: "r1",
-      model_id: "m",
-      tokens: 1,
-      layers: 1,
-      kv_heads: 1,
-      head_dim: 8,
-      dtype: "int8",
-    });
     // 64 KiB reads: 1,000 lines of ~130 bytes cross the read boundary a few times.
-    const lines = Array.from({ length: 1000 }, (_, i) => request.replace("r1", `r${i}`));
+    const lines = Array.from(
+      { length: 1000 },
+      (_, i) => JSON.stringify({ ...GOOD, request_id: `r${i}` }),
+    );
     await Deno.writeTextFile(`${dir}/w.jsonl`, lines.join("\n") + "\n");
     using file = await Deno.open(`${dir}/w.jsonl`);
     const requests = await Array.fromAsync(parseWorkload(file, "w.jsonl"));
