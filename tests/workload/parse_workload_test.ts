@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   MAX_WORKLOAD_LINE_BYTES,
   parseWorkload,
@@ -187,4 +188,58 @@ Deno.test("parseWorkload() reads a file directly, lines split across its reads",
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** What parsing `chunks` yields: the request ids, then the error's message if one ends it. */
+async function outcome(chunks: Uint8Array[]): Promise<string[]> {
+  const seen: string[] = [];
+  try {
+    for await (const request of parseWorkload(ReadableStream.from(chunks), "w")) {
+      seen.push(request.request_id);
+    }
+  } catch (error) {
+    seen.push(error instanceof WorkloadError ? error.message : `unexpected: ${error}`);
+  }
+  return seen;
+}
+
+Deno.test("parseWorkload() gives the same requests and errors whether a chunk holds one line or many", async () => {
+  const encoder = new TextEncoder();
+  const line = fc.oneof(
+    fc.nat(999).map((i) => encoder.encode(JSON.stringify({ ...GOOD, request_id: `r${i}` }))),
+    fc.constant(new Uint8Array()),
+    fc.constant(encoder.encode("   \r")),
+    fc.nat(99).map((i) =>
+      encoder.encode(`\ufeff${JSON.stringify({ ...GOOD, request_id: `b${i}` })}\r`)
+    ),
+    fc.constant(encoder.encode("{not json")),
+    fc.constant(new Uint8Array([0x7b, 0xff, 0x7d])),
+    fc.constant(new Uint8Array(MAX_WORKLOAD_LINE_BYTES + 1).fill(0x20)),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(line, { maxLength: 12 }),
+      fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 8 }),
+      async (lines, cuts) => {
+        const bytes = new Uint8Array(lines.reduce((n, l) => n + l.length + 1, 0));
+        let at = 0;
+        for (const l of lines) {
+          bytes.set(l, at);
+          bytes[at + l.length] = 0x0a;
+          at += l.length + 1;
+        }
+        // A chunk per line: each line decoded on its own, as before lines were decoded together.
+        const expected = await outcome(lines.map((l) => Uint8Array.from([...l, 0x0a])));
+        const chunks: Uint8Array[] = [];
+        for (let start = 0, i = 0; start < bytes.length; i++) {
+          const end = Math.min(bytes.length, start + cuts[i % cuts.length]! * 37);
+          chunks.push(bytes.slice(start, end));
+          start = end;
+        }
+        assert.deepEqual(await outcome(chunks), expected);
+        assert.deepEqual(await outcome([bytes]), expected);
+      },
+    ),
+    { seed: 20261202, numRuns: 150 },
+  );
 });
