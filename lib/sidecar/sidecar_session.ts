@@ -7,7 +7,7 @@
  * @module
  */
 import { KvhError } from "../errors.ts";
-import { validateIdentifier } from "../tracer/identifiers.ts";
+import { newHandle, validateIdentifier } from "../tracer/identifiers.ts";
 import { InvalidIdentifierError } from "../tracer/errors.ts";
 import type { PolicyName, QuarantineReason } from "../tracer/types.ts";
 import {
@@ -68,22 +68,6 @@ const METRIC_REASON: Record<SidecarQuarantineReason, [QuarantineReason, PolicyNa
   client_disconnected: ["operator", null],
   shutdown: ["operator", null],
 };
-
-// One handle per assign: its 16 random bytes and their hex text live in buffers reused by every
-// call, and the text is decoded in one step, instead of 16 two-digit strings joined.
-const handleBytes = new Uint8Array(16);
-const handleText = new Uint8Array(32);
-const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
-const asciiDecoder = new TextDecoder();
-
-function newHandle(): string {
-  crypto.getRandomValues(handleBytes);
-  for (let i = 0; i < handleBytes.length; i++) {
-    handleText[2 * i] = HEX_DIGITS[handleBytes[i]! >> 4]!;
-    handleText[2 * i + 1] = HEX_DIGITS[handleBytes[i]! & 15]!;
-  }
-  return asciiDecoder.decode(handleText);
-}
 
 // The block lists below are built only when they are not empty (undefined otherwise): the
 // checks of assign and release find nothing nearly always. Helpers rather than inline filters

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { toHex } from "../forensic/digest.ts";
 import type { AuditSink } from "../forensic/types.ts";
 import type { AnomalyMonitor } from "../anomaly/anomaly_monitor.ts";
 import { MetricsCollector } from "../metrics/collector.ts";
@@ -18,7 +17,7 @@ import {
   PolicyViolationError,
   UnknownHandleError,
 } from "./errors.ts";
-import { validateIdentifier } from "./identifiers.ts";
+import { newHandle, validateIdentifier } from "./identifiers.ts";
 import {
   type AllocateRequest,
   type BufferInfo,
@@ -51,20 +50,6 @@ interface Entry {
 }
 
 type Fields = Record<string, unknown>;
-
-/** Random bytes for handles, drawn 4 KiB at a time: one getRandomValues call per 256 handles. */
-const RANDOM_POOL = new Uint8Array(4096);
-let randomAt = RANDOM_POOL.length;
-
-function newHandle(): string {
-  if (randomAt === RANDOM_POOL.length) {
-    crypto.getRandomValues(RANDOM_POOL);
-    randomAt = 0;
-  }
-  const handle = toHex(RANDOM_POOL.subarray(randomAt, randomAt + 16));
-  randomAt += 16;
-  return handle;
-}
 
 function validateOwner(owner: BufferOwner): BufferOwner {
   return {

@@ -5,6 +5,7 @@
  * @module
  */
 import { InvalidIdentifierError } from "./errors.ts";
+import { toHex } from "../forensic/digest.ts";
 
 /** Longest identifier accepted. */
 export const MAX_IDENTIFIER_LENGTH = 256;
@@ -63,4 +64,33 @@ function identifierProblem(value: unknown): string | undefined {
   if (!IDENTIFIER.test(value)) return "only A-Z a-z 0-9 . _ : @ - are allowed";
   if (value.includes("..")) return "it contains ..";
   return undefined;
+}
+
+/** Random bytes for handles, drawn 4 KiB at a time: one getRandomValues call per 256 handles. */
+const RANDOM_POOL = new Uint8Array(4096);
+let randomAt = RANDOM_POOL.length;
+
+/**
+ * A new unguessable handle: 128 random bits as 32 lowercase hex digits. The tracer's buffers
+ * and the sidecar's block sets are named by these.
+ *
+ * @returns The handle.
+ *
+ * @example Usage
+ * ```ts
+ * import { newHandle } from "./identifiers.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.match(newHandle(), /^[0-9a-f]{32}$/);
+ * assert.notEqual(newHandle(), newHandle());
+ * ```
+ */
+export function newHandle(): string {
+  if (randomAt === RANDOM_POOL.length) {
+    crypto.getRandomValues(RANDOM_POOL);
+    randomAt = 0;
+  }
+  const handle = toHex(RANDOM_POOL.subarray(randomAt, randomAt + 16));
+  randomAt += 16;
+  return handle;
 }
