@@ -406,6 +406,8 @@ export class ForensicLog implements AuditSink {
    * memory that made V8 collect garbage more often.
    */
   #spare: Uint8Array | undefined;
+  /** The seal's options, kept while the key stays the same (it changes only per epoch). */
+  #sealOptions: { key?: Uint8Array } = {};
   #io: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #failure: KvhError | undefined;
@@ -585,10 +587,12 @@ export class ForensicLog implements AuditSink {
       event,
       prev: head === null ? GENESIS_V2 : head.hash,
     };
+    if (this.#sealOptions.key !== key) this.#sealOptions = { key };
+    const options = this.#sealOptions;
     const pending = this.#pending;
     while (true) {
       if (pending.data.length - pending.used < SEAL_HEADROOM) this.#grow(SEAL_HEADROOM);
-      const sealed = sealV2RecordInto(header, fields, { key }, pending.data, pending.used);
+      const sealed = sealV2RecordInto(header, fields, options, pending.data, pending.used);
       if (sealed !== undefined) return sealed;
       // A record larger than the headroom: rare enough to seal it again.
       this.#grow(pending.data.length);

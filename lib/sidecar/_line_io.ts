@@ -86,8 +86,8 @@ export async function* readLineBatches(
  * Writes lines (the daemon's replies, the client's requests), gathering the ones sent while the
  * previous write is under way, or in the same turn of the event loop, into one write. After
  * each write, `written` gets the tags of the lines it carried; with an error when the write
- * failed (the peer went away), and then for every line sent after it too. One write is under way at a time, so every write encodes into the
- * same buffer.
+ * failed (the peer went away), and then for every line sent after it too. One write is under
+ * way at a time, so every write encodes into the same buffer.
  *
  * @typeParam T What the caller needs back about a line that could not be delivered.
  */
